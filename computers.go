@@ -1,0 +1,334 @@
+package miosa
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/miosa-ai/miosa-go/internal/wire"
+)
+
+// ComputerStatus is the lifecycle state of a computer or sandbox. The set is
+// open: a status this SDK does not know is kept as the server sent it.
+type ComputerStatus string
+
+// Known computer statuses.
+const (
+	StatusCreating   ComputerStatus = "creating"
+	StatusStarting   ComputerStatus = "starting"
+	StatusRunning    ComputerStatus = "running"
+	StatusStopping   ComputerStatus = "stopping"
+	StatusStopped    ComputerStatus = "stopped"
+	StatusError      ComputerStatus = "error"
+	StatusDestroying ComputerStatus = "destroying"
+	StatusDestroyed  ComputerStatus = "destroyed"
+)
+
+// Computer is a machine: a full desktop, or a sandbox (see Sandbox).
+type Computer struct {
+	ID           string         `json:"id"`
+	Name         string         `json:"name"`
+	Slug         string         `json:"slug"`
+	Status       ComputerStatus `json:"status"`
+	TemplateType string         `json:"template_type"`
+	Size         string         `json:"size"`
+	IPAddress    string         `json:"ip_address"`
+	VNCURL       string         `json:"vnc_url"`
+	Visibility   string         `json:"visibility"`
+	TenantID     string         `json:"tenant_id"`
+	WorkspaceID  string         `json:"workspace_id"`
+	Metadata     map[string]any `json:"metadata"`
+	// The external_* fields attribute the machine to your own workspace,
+	// user and project. They are labels only; they never authorize.
+	ExternalWorkspaceID string    `json:"external_workspace_id"`
+	ExternalUserID      string    `json:"external_user_id"`
+	ExternalProjectID   string    `json:"external_project_id"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
+	// Raw is the object exactly as the server sent it.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes a computer, tolerating empty or numeric timestamps,
+// and keeps the raw object in Raw.
+func (c *Computer) UnmarshalJSON(data []byte) error {
+	type plain Computer
+	var v struct {
+		plain
+		CreatedAt wire.Time `json:"created_at"`
+		UpdatedAt wire.Time `json:"updated_at"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*c = Computer(v.plain)
+	c.CreatedAt, c.UpdatedAt = v.CreatedAt.Time, v.UpdatedAt.Time
+	c.Raw = append(json.RawMessage(nil), data...)
+	return nil
+}
+
+// ComputerCreateParams describes a computer (or sandbox) to create. Every
+// field is optional and sent only when set.
+type ComputerCreateParams struct {
+	Name string `json:"name,omitzero"`
+	// TemplateType is the image; the server defaults to "miosa-desktop",
+	// and Sandboxes.Create to DefaultSandboxTemplate.
+	TemplateType string `json:"template_type,omitzero"`
+	// Size is "small" (the server's default), "medium" or "large"; newer
+	// servers also accept "xs" and "xl".
+	Size                string         `json:"size,omitzero"`
+	Metadata            map[string]any `json:"metadata,omitzero"`
+	ExternalWorkspaceID string         `json:"external_workspace_id,omitzero"`
+	ExternalUserID      string         `json:"external_user_id,omitzero"`
+	ExternalProjectID   string         `json:"external_project_id,omitzero"`
+}
+
+// computerSizes are the sizes a server is known to accept.
+var computerSizes = map[string]bool{"xs": true, "small": true, "medium": true, "large": true, "xl": true}
+
+func (p ComputerCreateParams) validate() error {
+	if p.Size != "" && !computerSizes[p.Size] {
+		return fmt.Errorf("%w: size %q: want one of xs, small, medium, large, xl", ErrInvalidParams, p.Size)
+	}
+	return nil
+}
+
+// ComputerListParams filters and pages Computers.List. Zero fields are not
+// sent.
+type ComputerListParams struct {
+	Status  ComputerStatus
+	Page    int // 1-based
+	PerPage int
+}
+
+func (p ComputerListParams) query() (url.Values, error) {
+	if p.Page < 0 || p.PerPage < 0 {
+		return nil, fmt.Errorf("%w: page and per-page must not be negative", ErrInvalidParams)
+	}
+	q := url.Values{}
+	if p.Status != "" {
+		q.Set("status", string(p.Status))
+	}
+	if p.Page > 0 {
+		q.Set("page", strconv.Itoa(p.Page))
+	}
+	if p.PerPage > 0 {
+		q.Set("per_page", strconv.Itoa(p.PerPage))
+	}
+	return q, nil
+}
+
+// ComputersService manages computers: POST/GET/DELETE /computers and the
+// lifecycle actions. Sandboxes are computers too, so every method here also
+// works on a sandbox id.
+type ComputersService service
+
+// Create asks the server to create a computer (POST /computers) and returns
+// it, usually still "creating". The call carries an Idempotency-Key, reused on
+// every retry, so it creates at most one computer.
+func (s *ComputersService) Create(ctx context.Context, params ComputerCreateParams, opts ...Option) (*Computer, error) {
+	if err := params.validate(); err != nil {
+		return nil, err
+	}
+	return decodeObject[Computer](ctx, s.client, call{
+		method: http.MethodPost, path: "/computers", body: params, keyed: true,
+	}, opts, "computer", "sandbox")
+}
+
+// Get fetches one computer (GET /computers/{id}). An unknown id fails with
+// an error matching ErrNotFound.
+func (s *ComputersService) Get(ctx context.Context, id string, opts ...Option) (*Computer, error) {
+	path, err := computerPath(id, "")
+	if err != nil {
+		return nil, err
+	}
+	return decodeObject[Computer](ctx, s.client, call{method: http.MethodGet, path: path}, opts, "computer", "sandbox")
+}
+
+// List fetches one page of computers (GET /computers).
+func (s *ComputersService) List(ctx context.Context, params ComputerListParams, opts ...Option) ([]Computer, error) {
+	items, _, err := s.listPage(ctx, params, opts)
+	return items, err
+}
+
+func (s *ComputersService) listPage(ctx context.Context, params ComputerListParams, opts []Option) ([]Computer, *wire.Meta, error) {
+	q, err := params.query()
+	if err != nil {
+		return nil, nil, err
+	}
+	return decodeList[Computer](ctx, s.client, call{method: http.MethodGet, path: "/computers", query: q}, opts, "computers", "sandboxes")
+}
+
+// All lists every computer, fetching pages lazily (GET /computers, page after
+// page) as the loop asks for more. It follows the server's "meta" block and
+// stops after the last page, or after the first when the server sends no
+// meta. On failure, or when ctx ends, it yields one error and stops.
+func (s *ComputersService) All(ctx context.Context, params ComputerListParams, opts ...Option) iter.Seq2[Computer, error] {
+	return func(yield func(Computer, error) bool) {
+		page := params // the caller's params are not modified
+		page.Page = max(page.Page, 1)
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(Computer{}, fmt.Errorf("miosa: listing computers: %w", err))
+				return
+			}
+			items, meta, err := s.listPage(ctx, page, opts)
+			if err != nil {
+				yield(Computer{}, err)
+				return
+			}
+			for _, c := range items {
+				if !yield(c, nil) {
+					return
+				}
+			}
+			if meta == nil || len(items) == 0 || !meta.HasMore() {
+				return
+			}
+			page.Page = meta.Page + 1
+		}
+	}
+}
+
+// Delete deletes a computer (DELETE /computers/{id}). The server may refuse
+// to delete a running computer; Destroy stops it first.
+func (s *ComputersService) Delete(ctx context.Context, id string, opts ...Option) error {
+	return s.delete(ctx, id, nil, opts)
+}
+
+// Destroy stops and deletes a computer in one call
+// (DELETE /computers/{id}?force=true).
+func (s *ComputersService) Destroy(ctx context.Context, id string, opts ...Option) error {
+	return s.delete(ctx, id, url.Values{"force": {"true"}}, opts)
+}
+
+func (s *ComputersService) delete(ctx context.Context, id string, q url.Values, opts []Option) error {
+	path, err := computerPath(id, "")
+	if err != nil {
+		return err
+	}
+	_, err = s.client.send(ctx, call{method: http.MethodDelete, path: path, query: q}, opts)
+	return err
+}
+
+// Start boots a stopped computer (POST /computers/{id}/start). It returns
+// once the server accepted the request; use WaitForStatus to wait for
+// "running". It is not retried once it may have reached the server.
+func (s *ComputersService) Start(ctx context.Context, id string, opts ...Option) error {
+	return s.action(ctx, id, "start", opts)
+}
+
+// Stop shuts a computer down (POST /computers/{id}/stop). It returns once the
+// server accepted the request. It is not retried once it may have reached the
+// server.
+func (s *ComputersService) Stop(ctx context.Context, id string, opts ...Option) error {
+	return s.action(ctx, id, "stop", opts)
+}
+
+// Restart reboots a computer (POST /computers/{id}/restart). It returns once
+// the server accepted the request. It is not retried once it may have
+// reached the server.
+func (s *ComputersService) Restart(ctx context.Context, id string, opts ...Option) error {
+	return s.action(ctx, id, "restart", opts)
+}
+
+func (s *ComputersService) action(ctx context.Context, id, action string, opts []Option) error {
+	path, err := computerPath(id, "/"+action)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.send(ctx, call{method: http.MethodPost, path: path}, opts)
+	return err
+}
+
+const (
+	defaultStatusTimeout  = 5 * time.Minute
+	defaultStatusInterval = 2 * time.Second
+)
+
+// errLocalTimeout marks a wait ended by WaitOptions.Timeout rather than by
+// the caller's context.
+var errLocalTimeout = errors.New("wait timeout")
+
+// WaitForStatus polls GET /computers/{id} (every 2 s by default) until the
+// computer reaches want, and returns it. It fails as soon as the status
+// becomes "error", with an error matching ErrWaitTimeout when
+// WaitOptions.Timeout (default 5 min) passes, at once on a permanent API
+// error (such as 401, 403 or 404), and with the context's error when ctx
+// ends. Transient errors (429, 5xx, network) do not end the wait.
+func (s *ComputersService) WaitForStatus(ctx context.Context, id string, want ComputerStatus, wait WaitOptions, opts ...Option) (*Computer, error) {
+	if _, err := computerPath(id, ""); err != nil {
+		return nil, err
+	}
+	if want == "" {
+		return nil, fmt.Errorf("%w: the status to wait for is empty", ErrInvalidParams)
+	}
+	timeout, interval, err := wait.resolve(defaultStatusTimeout, defaultStatusInterval)
+	if err != nil {
+		return nil, err
+	}
+	waitCtx, cancel := context.WithTimeoutCause(ctx, timeout, errLocalTimeout)
+	defer cancel()
+	pollOpts := append(opts[:len(opts):len(opts)], WithMaxRetries(0))
+	var last *Computer
+	err = pollUntil(waitCtx, interval, func(ctx context.Context) (bool, error) {
+		c, err := s.Get(ctx, id, pollOpts...)
+		if err != nil {
+			return false, err
+		}
+		last = c
+		if c.Status == StatusError && want != StatusError {
+			return false, fmt.Errorf("miosa: computer %s is in state %q, waiting for %q", id, c.Status, want)
+		}
+		return c.Status == want, nil
+	})
+	switch {
+	case err == nil:
+		return last, nil
+	case errors.Is(err, errLocalTimeout) && ctx.Err() == nil:
+		state := "unknown"
+		if last != nil {
+			state = string(last.Status)
+		}
+		return last, fmt.Errorf("%w: computer %s is %q after %s, waiting for %q", ErrWaitTimeout, id, state, timeout, want)
+	case ctx.Err() != nil:
+		return last, fmt.Errorf("miosa: waiting for computer %s: %w", id, ctx.Err())
+	}
+	return last, err
+}
+
+// WaitOptions tunes a wait: Sandboxes.WaitUntilReady, Computers.WaitForStatus
+// and SandboxTemplates.WaitForBuild. The zero value uses the defaults.
+type WaitOptions struct {
+	// Timeout bounds the whole wait; 0 means 30 s for sandbox readiness and
+	// 5 min for computer status and template builds.
+	Timeout time.Duration
+	// PollOnly skips the readiness stream and polls from the start.
+	PollOnly bool
+	// PollInterval is the time between polls; 0 means 10 ms for sandbox
+	// readiness and 2 s for computer status and template builds.
+	PollInterval time.Duration
+}
+
+func (w WaitOptions) resolve(defaultTimeout, defaultInterval time.Duration) (timeout, interval time.Duration, err error) {
+	if w.Timeout < 0 || w.PollInterval < 0 {
+		return 0, 0, fmt.Errorf("%w: wait timeout and poll interval must not be negative", ErrInvalidParams)
+	}
+	return cmp.Or(w.Timeout, defaultTimeout), cmp.Or(w.PollInterval, defaultInterval), nil
+}
+
+// computerPath returns /computers/{id}{suffix} with id escaped.
+func computerPath(id, suffix string) (string, error) {
+	escaped, err := pathID("computer", id)
+	if err != nil {
+		return "", err
+	}
+	return "/computers/" + escaped + suffix, nil
+}

@@ -1,0 +1,41 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Time decodes the timestamps the server sends: RFC 3339 strings (with or
+// without fractional seconds), null, "" and Unix seconds. Anything else is an
+// error, so a malformed timestamp is never silently read as zero.
+type Time struct{ time.Time }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || bytes.Equal(data, []byte("null")) || bytes.Equal(data, []byte(`""`)) {
+		t.Time = time.Time{}
+		return nil
+	}
+	if data[0] != '"' {
+		secs, err := strconv.ParseFloat(string(data), 64)
+		if err != nil {
+			return fmt.Errorf("timestamp %.40s: not a time", data)
+		}
+		t.Time = time.Unix(0, int64(secs*float64(time.Second))).UTC()
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	parsed, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("timestamp %.40q: %w", s, err)
+	}
+	t.Time = parsed
+	return nil
+}

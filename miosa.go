@@ -1,0 +1,79 @@
+// Package miosa is the Go client for MIOSA, the cloud that rents sandboxes
+// (lightweight code-execution machines) and computers (full desktops) to AI
+// agents.
+//
+// # Quick start
+//
+//	client, err := miosa.NewClient("") // reads MIOSA_API_KEY
+//	if err != nil { ... }
+//	sb, err := client.Sandboxes.Create(ctx, miosa.ComputerCreateParams{Name: "demo"})
+//	ready, err := client.Sandboxes.WaitUntilReady(ctx, sb.ID, miosa.WaitOptions{})
+//	res, err := client.Exec.Run(ctx, sb.ID, miosa.ExecParams{Command: "echo hello"})
+//	fmt.Print(res.Output)
+//	err = client.Sandboxes.Delete(ctx, sb.ID)
+//
+// # Configuration
+//
+// NewClient takes the API key (or reads MIOSA_API_KEY) and options. Every
+// Option can also be passed as the last argument of any service method to
+// override the client's setting for that one call. An explicit option wins
+// over the environment (MIOSA_API_KEY, MIOSA_BASE_URL), which wins over the
+// defaults. A Client is safe for concurrent use and should be shared; it
+// never prints its API key, under any fmt verb or slog.
+//
+// # Errors
+//
+// Every non-2xx answer is an *APIError carrying the status, the server's code
+// and message, the request id, the Retry-After hint and the capped raw body.
+// Branch on its category with errors.Is (ErrNotFound, ErrRateLimited,
+// ErrInsufficientCredits, ...) and read its fields with errors.As. Arguments
+// that cannot be right (an empty id, a negative timeout) fail with
+// ErrInvalidParams before any request is sent. Transport failures wrap their
+// cause, so errors.Is(err, context.DeadlineExceeded) keeps working.
+//
+// # Retries and idempotency
+//
+// Each attempt has its own deadline (WithRequestTimeout). Failed attempts
+// (408, 429, 500, 502, 503, 504 and transport errors) are retried up to
+// WithMaxRetries times with jittered exponential backoff; a Retry-After hint
+// replaces the backoff, and a hint longer than WithMaxRetryAfter is returned
+// to the caller instead of slept. No wait outlasts the context's deadline:
+// when the next attempt could not start in time, the last error is returned
+// at once.
+//
+// Create-type calls (computer and sandbox create, fork, template create,
+// build create) carry an Idempotency-Key, generated once per logical call or
+// given with WithIdempotencyKey, and sent unchanged on every attempt, so the
+// server creates at most one resource. Calls that are neither safe to repeat
+// nor keyed (exec, start, stop, restart, update) are retried only when the
+// request provably never reached the server, or was refused with 429. Once
+// such a request may have arrived and no answer came back, the error matches
+// ErrOutcomeUnknown: the command may or may not have run.
+//
+// # Waiting for readiness
+//
+// Sandboxes.WaitUntilReady first listens to the server's readiness stream
+// (server-sent events) and reports ready the moment the server says so; if
+// the stream is unavailable it falls back to polling. Computers.WaitForStatus
+// and SandboxTemplates.WaitForBuild poll.
+//
+// # Testing
+//
+// Package miosatest is an in-memory fake of the whole API on loopback, for
+// your own tests: srv := miosatest.NewServer(t); client := srv.Client().
+package miosa
+
+// Version is the SDK version, sent in the User-Agent as miosa-go/<Version>.
+const Version = "0.1.0"
+
+// DefaultBaseURL is the API root used when neither WithBaseURL nor
+// MIOSA_BASE_URL is set.
+const DefaultBaseURL = "https://api.miosa.ai/api/v1"
+
+// DefaultSandboxTemplate is the template_type that makes a computer a
+// sandbox: the lightweight code-execution image without a desktop.
+const DefaultSandboxTemplate = "miosa-sandbox"
+
+// Ptr returns a pointer to v, for the optional fields of params structs:
+// miosa.Ptr(false) sends false where a nil pointer sends nothing.
+func Ptr[T any](v T) *T { return &v }

@@ -1,0 +1,4 @@
+package miosa
+
+// SandboxTemplatesService defines and builds reusable sandbox images.
+type SandboxTemplatesService service
