@@ -240,6 +240,9 @@ func validationMessages(raw json.RawMessage) []string {
 		}
 		return msgs
 	case '{':
+		if s := objectMessage(raw); s != "" {
+			return []string{s}
+		}
 		var fields map[string]json.RawMessage
 		if json.Unmarshal(raw, &fields) != nil {
 			return nil
@@ -265,25 +268,33 @@ func messageOf(raw json.RawMessage) string {
 	if raw[0] == '"' {
 		return strings.TrimSpace(jsonString(raw))
 	}
-	if raw[0] == '{' {
-		var obj struct {
-			Message json.RawMessage `json:"message"`
-			Detail  json.RawMessage `json:"detail"`
-		}
-		if json.Unmarshal(raw, &obj) == nil {
-			if s := strings.TrimSpace(jsonString(obj.Message)); s != "" {
-				return s
-			}
-			if s := strings.TrimSpace(jsonString(obj.Detail)); s != "" {
-				return s
-			}
-		}
+	if s := objectMessage(raw); s != "" {
+		return s
 	}
 	var compact bytes.Buffer
 	if json.Compact(&compact, raw) != nil {
 		return ""
 	}
 	return compact.String()
+}
+
+// objectMessage returns the "message" (or else "detail") string of a JSON
+// object, or "" when raw is not an object carrying one.
+func objectMessage(raw json.RawMessage) string {
+	if len(raw) == 0 || raw[0] != '{' {
+		return ""
+	}
+	var obj struct {
+		Message json.RawMessage `json:"message"`
+		Detail  json.RawMessage `json:"detail"`
+	}
+	if json.Unmarshal(raw, &obj) != nil {
+		return ""
+	}
+	if s := strings.TrimSpace(jsonString(obj.Message)); s != "" {
+		return s
+	}
+	return strings.TrimSpace(jsonString(obj.Detail))
 }
 
 // SandboxTemplateListParams filters SandboxTemplates.List.
