@@ -149,8 +149,10 @@ func (b *TemplateBuild) Succeeded() bool {
 // image (failed, error or cancelled). Build holds the build as last seen,
 // with the server's explanation in Build.Error.
 type BuildFailedError struct {
+	// TemplateID is the template whose build failed.
 	TemplateID string
-	Build      *TemplateBuild
+	// Build is the failed build; Build.Error and Build.LogURL say why.
+	Build *TemplateBuild
 }
 
 // Error formats the failure as
@@ -395,8 +397,9 @@ func (s *SandboxTemplatesService) BuildSpecSchema(ctx context.Context, opts ...O
 // spec is a result, not a Go error: Valid is false and Errors holds the
 // server's messages, whether the server answered 200 or 422. A 422 that
 // carries no error messages, and every other failure, is returned as an
-// error. Like other POSTs that are not create calls, it is not retried once
-// it may have reached the server.
+// error. Like every POST that is not a create call, it is retried only on
+// 429 or when the connection never opened, not after a 5xx or a failure
+// once the request may have reached the server.
 func (s *SandboxTemplatesService) Validate(ctx context.Context, spec BuildSpec, opts ...Option) (*ValidationResult, error) {
 	if spec == nil {
 		return nil, fmt.Errorf("%w: the build spec to validate is nil", ErrInvalidParams)
