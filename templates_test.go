@@ -792,3 +792,10 @@ func TestBuildFailedError_Message(t *testing.T) {
 		})
 	}
 }
+
+func TestSandboxTemplatesBuildSpecSchema_ReturnsAPIErrors(t *testing.T) {
+	_, client := newTplServer(t, tplReply{404, `{"error":{"code":"NOT_FOUND","message":"no schema"}}`})
+	schema, err := client.SandboxTemplates.BuildSpecSchema(t.Context())
+	require.ErrorIs(t, err, miosa.ErrNotFound)
+	assert.Nil(t, schema)
+}
