@@ -274,11 +274,9 @@ func (s *ComputersService) WaitForStatus(ctx context.Context, id string, want Co
 	if err != nil {
 		return nil, err
 	}
-	waitCtx, cancel := context.WithTimeoutCause(ctx, timeout, errLocalTimeout)
-	defer cancel()
 	pollOpts := append(opts[:len(opts):len(opts)], WithMaxRetries(0))
 	var last *Computer
-	err = pollUntil(waitCtx, interval, func(ctx context.Context) (bool, error) {
+	err = waitPolling(ctx, timeout, interval, "computer "+id, func(ctx context.Context) (bool, error) {
 		c, err := s.Get(ctx, id, pollOpts...)
 		if err != nil {
 			return false, err
@@ -288,20 +286,36 @@ func (s *ComputersService) WaitForStatus(ctx context.Context, id string, want Co
 			return false, fmt.Errorf("miosa: computer %s is in state %q, waiting for %q", id, c.Status, want)
 		}
 		return c.Status == want, nil
-	})
-	switch {
-	case err == nil:
-		return last, nil
-	case errors.Is(err, errLocalTimeout) && ctx.Err() == nil:
+	}, func() error {
 		state := "unknown"
 		if last != nil {
 			state = string(last.Status)
 		}
-		return last, fmt.Errorf("%w: computer %s is %q after %s, waiting for %q", ErrWaitTimeout, id, state, timeout, want)
-	case ctx.Err() != nil:
-		return last, fmt.Errorf("miosa: waiting for computer %s: %w", id, ctx.Err())
-	}
+		return fmt.Errorf("%w: computer %s is %q after %s, waiting for %q", ErrWaitTimeout, id, state, timeout, want)
+	})
 	return last, err
+}
+
+// waitPolling runs pollUntil under the wait's own timeout and says how the
+// wait ended, the same way for every status wait: nil once check reports
+// done; timedOut's error (which should match ErrWaitTimeout) when the timeout
+// passed first; the caller's context error, naming what was awaited, when ctx
+// ended; otherwise check's permanent error as it is. The caller's context
+// and the local timeout are told apart because only the former is the
+// caller's own decision to stop.
+func waitPolling(ctx context.Context, timeout, interval time.Duration, what string, check func(context.Context) (bool, error), timedOut func() error) error {
+	waitCtx, cancel := context.WithTimeoutCause(ctx, timeout, errLocalTimeout)
+	defer cancel()
+	err := pollUntil(waitCtx, interval, check)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errLocalTimeout) && ctx.Err() == nil:
+		return timedOut()
+	case ctx.Err() != nil:
+		return fmt.Errorf("miosa: waiting for %s: %w", what, ctx.Err())
+	}
+	return err
 }
 
 // WaitOptions tunes a wait: Sandboxes.WaitUntilReady, Computers.WaitForStatus

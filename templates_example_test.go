@@ -1,0 +1,54 @@
+package miosa_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"strings"
+	"time"
+
+	"github.com/miosa-ai/miosa-go"
+)
+
+// A template turns a build spec into a reusable sandbox image: validate the
+// spec, define the template, build it, and wait for the build.
+func ExampleSandboxTemplatesService() {
+	ctx := context.Background()
+	client, err := miosa.NewClient("") // reads MIOSA_API_KEY
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	spec := miosa.BuildSpec{"runtime": "node", "version": "20", "packages": []string{"curl"}}
+	verdict, err := client.SandboxTemplates.Validate(ctx, spec)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !verdict.Valid {
+		log.Fatalf("invalid build spec: %s", strings.Join(verdict.Errors, "; "))
+	}
+
+	tpl, err := client.SandboxTemplates.Create(ctx, miosa.SandboxTemplateCreateParams{
+		Name:        "node20",
+		BuildSpec:   spec,
+		Description: "Node 20 with curl",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	build, err := client.SandboxTemplates.CreateBuild(ctx, tpl.ID, miosa.TemplateBuildCreateParams{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	build, err = client.SandboxTemplates.WaitForBuild(ctx, tpl.ID, build.ID, miosa.WaitOptions{Timeout: 10 * time.Minute})
+	var failed *miosa.BuildFailedError
+	switch {
+	case errors.As(err, &failed):
+		log.Fatalf("build failed: %s (log: %s)", failed.Build.Error, failed.Build.LogURL)
+	case err != nil:
+		log.Fatal(err)
+	}
+	fmt.Println("template", tpl.Name, "build", build.Status)
+}
