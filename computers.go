@@ -189,10 +189,13 @@ func (s *ComputersService) All(ctx context.Context, params ComputerListParams, o
 					return
 				}
 			}
-			if meta == nil || len(items) == 0 || !meta.HasMore() {
+			// Progress is judged by the page asked for, not the one the
+			// meta claims, so a server that ignores "page" cannot make the
+			// walk go on forever.
+			if meta == nil || len(items) == 0 || !(wire.Meta{Total: meta.Total, Page: page.Page, PerPage: meta.PerPage}).HasMore() {
 				return
 			}
-			page.Page = meta.Page + 1
+			page.Page++
 		}
 	}
 }

@@ -11,7 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // objectWrappers are the keys that may wrap a single object, in the order they
@@ -107,16 +110,43 @@ func List(body []byte, names ...string) (json.RawMessage, *Meta, error) {
 	return nil, nil, fmt.Errorf("%w: no list under %q", ErrNotJSON, keys)
 }
 
+// decodeMeta reads the pagination block. The server's meta is advisory: a
+// field of an unexpected type (a string, a float, null) is read when it holds
+// a whole number and otherwise left zero, which ends pagination after the
+// current page rather than failing a list that arrived intact.
 func decodeMeta(raw json.RawMessage) (*Meta, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, nil
 	}
-	var m Meta
-	if err := json.Unmarshal(raw, &m); err != nil {
+	var fields struct {
+		Total   json.RawMessage `json:"total"`
+		Page    json.RawMessage `json:"page"`
+		PerPage json.RawMessage `json:"per_page"`
+	}
+	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, fmt.Errorf("%w: meta: %v", ErrNotJSON, err)
 	}
-	return &m, nil
+	return &Meta{Total: wholeNumber(fields.Total), Page: wholeNumber(fields.Page), PerPage: wholeNumber(fields.PerPage)}, nil
+}
+
+// wholeNumber reads a JSON number, or a string holding one, that is a
+// non-negative whole number small enough for pagination; anything else is 0.
+func wholeNumber(raw json.RawMessage) int {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0
+		}
+		if f, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
+			return 0
+		}
+	}
+	if f < 0 || f > math.MaxInt32 || f != math.Trunc(f) {
+		return 0
+	}
+	return int(f)
 }
 
 // describe names the kind of JSON value body starts with, for error messages
