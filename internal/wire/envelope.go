@@ -77,6 +77,9 @@ func List(body []byte, names ...string) (json.RawMessage, *Meta, error) {
 	}
 	switch body[0] {
 	case '[':
+		if !json.Valid(body) {
+			return nil, nil, fmt.Errorf("%w: malformed list", ErrNotJSON)
+		}
 		return body, nil, nil
 	case '{':
 	default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -22,7 +23,9 @@ func (t *Time) UnmarshalJSON(data []byte) error {
 	}
 	if data[0] != '"' {
 		secs, err := strconv.ParseFloat(string(data), 64)
-		if err != nil {
+		// Beyond ±292 years from 1970 the nanosecond count overflows into
+		// a wrong but plausible time; refuse instead.
+		if err != nil || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
 			return fmt.Errorf("timestamp %.40s: not a time", data)
 		}
 		t.Time = time.Unix(0, int64(secs*float64(time.Second))).UTC()
