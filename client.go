@@ -36,8 +36,10 @@ type Client struct {
 	// Exec runs shell commands and Python code on a computer or sandbox.
 	Exec *ExecService
 
-	apiKey   secret
-	settings settings
+	apiKey secret
+	// authorization is the Authorization header value, built once.
+	authorization secret
+	settings      settings
 }
 
 // service is what every service holds: the client whose pipeline it uses.
@@ -206,7 +208,7 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	if s.httpClient == nil {
 		s.httpClient = newHTTPClient()
 	}
-	c := &Client{apiKey: secret(apiKey), settings: s}
+	c := &Client{apiKey: secret(apiKey), authorization: secret("Bearer " + apiKey), settings: s}
 	c.Sandboxes = &SandboxesService{client: c}
 	c.SandboxTemplates = &SandboxTemplatesService{client: c}
 	c.Computers = &ComputersService{client: c}
@@ -325,8 +327,12 @@ func (c *Client) setHeaders(h http.Header, s *settings, accept string) {
 			h[k] = slices.Clone(v)
 		}
 	}
-	h.Set("Authorization", "Bearer "+string(c.apiKey))
-	h.Set("User-Agent", strings.TrimSpace(userAgent+" "+s.userAgent))
+	h.Set("Authorization", string(c.authorization))
+	ua := userAgent
+	if product := strings.TrimSpace(s.userAgent); product != "" {
+		ua += " " + product
+	}
+	h.Set("User-Agent", ua)
 	h.Set("Accept", accept)
 }
 
@@ -621,7 +627,14 @@ func decodeObject[T any](ctx context.Context, c *Client, cl call, opts []Option,
 	}
 	var v T
 	if err == nil {
-		err = json.Unmarshal(raw, &v)
+		// raw is valid JSON (wire.Object checked it), so a type that
+		// decodes itself is handed the bytes directly, sparing
+		// json.Unmarshal's second validation pass.
+		if u, ok := any(&v).(json.Unmarshaler); ok {
+			err = u.UnmarshalJSON(raw)
+		} else {
+			err = json.Unmarshal(raw, &v)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", cl.method, cl.path, err)

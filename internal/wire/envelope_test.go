@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -133,6 +134,7 @@ func FuzzObject(f *testing.F) {
 	for _, seed := range []string{
 		`{"id":"a"}`, `{"data":{"id":"a"}}`, `{"result":{"id":"a"}}`, `{"computer":{"id":"a"}}`,
 		`{"data":[1]}`, `[]`, `null`, ``, `{"data":{}}x`, `{"a":"\ud800"}`,
+		`{"data":{"a":1},"data":{"b":2}}`, `{"\u0064ata":{"a":"}"}}`, `{"x":[{"data":{}}],"result":{"r":1}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -157,13 +159,57 @@ func FuzzObject(f *testing.F) {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			t.Fatalf("object does not decode: %v", err)
 		}
+		if want := referenceObject(body, "computer"); !bytes.Equal(raw, want) {
+			t.Fatalf("got %q, encoding/json finds %q", raw, want)
+		}
 	})
+}
+
+// referenceObject is Object written with encoding/json alone, for body
+// known to be a valid JSON object: the fuzzers check the two agree.
+func referenceObject(body []byte, names ...string) json.RawMessage {
+	body = bytes.TrimSpace(body) // Object tolerates any surrounding space
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return nil
+	}
+	for _, key := range slices.Concat(names, objectWrappers) {
+		if inner := top[key]; len(inner) > 0 && inner[0] == '{' {
+			return inner
+		}
+	}
+	return bytes.TrimSpace(body)
+}
+
+// referenceList is List's lookup written with encoding/json alone.
+func referenceList(body []byte, names ...string) json.RawMessage {
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '[' {
+		return body
+	}
+	for range 2 {
+		var top map[string]json.RawMessage
+		if json.Unmarshal(body, &top) != nil {
+			return nil
+		}
+		for _, key := range slices.Concat(names, listWrappers) {
+			if inner := top[key]; len(inner) > 0 && inner[0] == '[' {
+				return inner
+			}
+			if string(top[key]) == "null" {
+				return nil
+			}
+		}
+		body = top["data"]
+	}
+	return nil
 }
 
 func FuzzList(f *testing.F) {
 	for _, seed := range []string{
 		`[{"id":"a"}]`, `{"data":[]}`, `{"computers":[],"meta":{"total":1,"page":1,"per_page":1}}`,
 		`{"data":{"items":[1]}}`, `{"data":null}`, `null`, ``, `{"meta":{"total":"x"},"data":[]}`, `{"items":{}}`,
+		`{"d\u0061ta":[1],"data":[2]}`, `{ "x" : "]}\"" , "items" : [ {"a":"}"} ] }`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -184,6 +230,9 @@ func FuzzList(f *testing.F) {
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
 			t.Fatalf("array does not decode: %v", err)
+		}
+		if want := referenceList(body, "computers"); !bytes.Equal(raw, want) {
+			t.Fatalf("got %q, encoding/json finds %q", raw, want)
 		}
 		if meta != nil && (meta.Total < 0 || meta.Page < 0 || meta.PerPage < 0) {
 			t.Fatalf("negative meta %+v", meta)

@@ -32,7 +32,9 @@ func (t *Time) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
+	if len(data) >= 2 && data[len(data)-1] == '"' && !bytes.ContainsRune(data, '\\') {
+		s = string(data[1 : len(data)-1]) // no escapes: the common case, without a second decode
+	} else if err := json.Unmarshal(data, &s); err != nil {
 		return err
 	}
 	parsed, err := time.Parse(time.RFC3339Nano, s)
