@@ -60,15 +60,17 @@ type Computer struct {
 // and keeps the raw object in Raw.
 func (c *Computer) UnmarshalJSON(data []byte) error {
 	type plain Computer
-	var v struct {
-		plain
+	*c = Computer{}
+	// Decoding through a pointer to c fills it in place; the timestamp
+	// fields shadow c's own so wire.Time can read every format.
+	v := struct {
+		*plain
 		CreatedAt wire.Time `json:"created_at"`
 		UpdatedAt wire.Time `json:"updated_at"`
-	}
+	}{plain: (*plain)(c)}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	*c = Computer(v.plain)
 	c.CreatedAt, c.UpdatedAt = v.CreatedAt.Time, v.UpdatedAt.Time
 	c.Raw = append(json.RawMessage(nil), data...)
 	return nil
