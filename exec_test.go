@@ -1,7 +1,10 @@
 package miosa
 
 import (
+	"crypto/tls"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -203,4 +206,23 @@ func TestExec_NotRunningIsAConflict(t *testing.T) {
 	require.True(t, errors.As(err, &apiErr))
 	assert.Equal(t, "NOT_RUNNING", apiErr.Code)
 	assert.Equal(t, 1, rec.count())
+}
+
+func TestExec_RetriedAfterATLSHandshakeFailure(t *testing.T) {
+	rec := &recorder{respond: func(w http.ResponseWriter, r *http.Request, n int) { writeJSON(w, 200, `{}`) }}
+	srv := httptest.NewUnstartedServer(rec)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	conns := countConns(srv)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	// The default client does not trust the test certificate: every
+	// handshake fails, so the command provably never reached the server.
+	c := newTestClient(t, srv.URL+"/api/v1", WithMaxRetries(2))
+	_, err := c.Exec.Run(t.Context(), "cmp_1", ExecParams{Command: "x"})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrOutcomeUnknown)
+	var certErr *tls.CertificateVerificationError
+	assert.ErrorAs(t, err, &certErr)
+	assert.Equal(t, int32(3), conns.Load(), "one handshake per attempt")
+	assert.Zero(t, rec.count())
 }
