@@ -103,8 +103,9 @@ func WithMaxRetries(n int) Option {
 
 // WithRetryDelay sets the bounds of the exponential backoff between retries:
 // every wait lies between min and max. The wait before retry k (from 0) is
-// drawn at random from [min·2^k, min·2^(k+1)], capped at max, so clients
-// that failed together do not retry together. Default 500ms and 8s.
+// drawn at random from [min·2^k, min·2^(k+1)], or from [max/2, max] (never
+// below min) once that range passes max, so clients that failed together do
+// not retry together. A min of 0 retries at once. Default 500ms and 8s.
 func WithRetryDelay(min, max time.Duration) Option {
 	return func(s *settings) { s.retryMin, s.retryMax = min, max }
 }
