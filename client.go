@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,8 +36,10 @@ type Client struct {
 	// Exec runs shell commands and Python code on a computer or sandbox.
 	Exec *ExecService
 
-	apiKey   secret
-	settings settings
+	apiKey secret
+	// authorization is the Authorization header value, built once.
+	authorization secret
+	settings      settings
 }
 
 // service is what every service holds: the client whose pipeline it uses.
@@ -98,9 +101,11 @@ func WithMaxRetries(n int) Option {
 	return func(s *settings) { s.maxRetries = n }
 }
 
-// WithRetryDelay sets the bounds of the exponential backoff between retries;
-// each wait is jittered between half and all of the current step.
-// Default 500ms and 8s.
+// WithRetryDelay sets the bounds of the exponential backoff between retries:
+// every wait lies between min and max. The wait before retry k (from 0) is
+// drawn at random from [min·2^k, min·2^(k+1)], or from [max/2, max] (never
+// below min) once that range passes max, so clients that failed together do
+// not retry together. A min of 0 retries at once. Default 500ms and 8s.
 func WithRetryDelay(min, max time.Duration) Option {
 	return func(s *settings) { s.retryMin, s.retryMax = min, max }
 }
@@ -204,7 +209,7 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	if s.httpClient == nil {
 		s.httpClient = newHTTPClient()
 	}
-	c := &Client{apiKey: secret(apiKey), settings: s}
+	c := &Client{apiKey: secret(apiKey), authorization: secret("Bearer " + apiKey), settings: s}
 	c.Sandboxes = &SandboxesService{client: c}
 	c.SandboxTemplates = &SandboxTemplatesService{client: c}
 	c.Computers = &ComputersService{client: c}
@@ -241,11 +246,28 @@ func (s *settings) validate() error {
 		return fmt.Errorf("%w: WithRequestTimeout must be positive", ErrInvalidParams)
 	case s.maxResponseBytes <= 0:
 		return fmt.Errorf("%w: WithMaxResponseSize must be positive", ErrInvalidParams)
-	case strings.ContainsAny(s.userAgent, "\r\n"):
-		return fmt.Errorf("%w: WithUserAgent must be one line", ErrInvalidParams)
+	case strings.ContainsFunc(s.userAgent, isControl):
+		return fmt.Errorf("%w: WithUserAgent must be one line of printable text", ErrInvalidParams)
+	case strings.ContainsFunc(s.idempotencyKey, isControl):
+		return fmt.Errorf("%w: WithIdempotencyKey must be printable text", ErrInvalidParams)
+	}
+	// A malformed header would only fail inside the transport, where it
+	// looks like a network error and could be retried or reported as
+	// "outcome unknown".
+	for name, values := range s.headers {
+		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) }) {
+			return fmt.Errorf("%w: WithHeader: %q is not a valid header name", ErrInvalidParams, name)
+		}
+		for _, v := range values {
+			if strings.ContainsFunc(v, func(r rune) bool { return r != '\t' && isControl(r) }) {
+				return fmt.Errorf("%w: WithHeader %s: the value must be one line without control characters", ErrInvalidParams, name)
+			}
+		}
 	}
 	return nil
 }
+
+func isControl(r rune) bool { return r < ' ' || r == 0x7f }
 
 // checkBaseURL returns raw without its trailing slash if it is an absolute
 // http(s) URL the SDK may send a key to.
@@ -290,14 +312,28 @@ func (c *Client) settingsFor(opts []Option) (settings, error) {
 	return s, s.validate()
 }
 
-// setHeaders writes the headers every request carries: the caller's extras
-// first, so that they cannot replace the SDK's own.
+// sdkHeaders are the headers only the SDK sets: WithHeader extras under
+// these names are dropped, so a body-less request cannot gain a
+// Content-Type and a non-create call cannot gain an Idempotency-Key.
+var sdkHeaders = map[string]bool{
+	"Authorization": true, "User-Agent": true, "Accept": true,
+	"Content-Type": true, "Content-Length": true, "Idempotency-Key": true,
+}
+
+// setHeaders writes the headers every request carries: the caller's extras,
+// except those the SDK owns, then the SDK's own.
 func (c *Client) setHeaders(h http.Header, s *settings, accept string) {
 	for k, v := range s.headers {
-		h[k] = v
+		if !sdkHeaders[k] {
+			h[k] = slices.Clone(v)
+		}
 	}
-	h.Set("Authorization", "Bearer "+string(c.apiKey))
-	h.Set("User-Agent", strings.TrimSpace(userAgent+" "+s.userAgent))
+	h.Set("Authorization", string(c.authorization))
+	ua := userAgent
+	if product := strings.TrimSpace(s.userAgent); product != "" {
+		ua += " " + product
+	}
+	h.Set("User-Agent", ua)
 	h.Set("Accept", accept)
 }
 
@@ -367,9 +403,16 @@ func (c *Client) send(ctx context.Context, cl call, opts []Option) (*response, e
 			hinted    bool
 		)
 		if err != nil {
+			if errors.Is(err, ErrInvalidParams) {
+				return nil, err
+			}
+			if errors.Is(err, errBodyTooLarge) {
+				// The server answered; only the answer was refused.
+				return nil, transportError(&cl, err, false)
+			}
 			reached := !neverReachedServer(err)
 			lastErr = transportError(&cl, err, reached && !cl.replayable())
-			if ctx.Err() != nil || errors.Is(err, errBodyTooLarge) {
+			if ctx.Err() != nil {
 				return nil, lastErr
 			}
 			retryable = cl.replayable() || !reached
@@ -452,23 +495,39 @@ func (c *Client) attempt(ctx context.Context, s *settings, cl *call, payload []b
 // readCapped reads r to the end, failing with errBodyTooLarge as soon as it
 // is known to exceed limit: at once when the declared length says so,
 // otherwise after reading limit+1 bytes, so memory stays bounded by limit.
-// For a too-large body the first limit bytes are still returned.
+// A declared length is allocated once, with one spare byte to see the end of
+// the body without growing. For a too-large body the first limit bytes are
+// still returned.
 func readCapped(r io.Reader, declared, limit int64) ([]byte, error) {
 	if declared > limit {
 		return nil, fmt.Errorf("%w: %d bytes declared, limit %d", errBodyTooLarge, declared, limit)
 	}
-	var buf bytes.Buffer
-	if declared > 0 {
-		buf.Grow(int(declared))
+	size := int64(512)
+	if declared >= 0 {
+		size = declared + 1
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
+	buf := make([]byte, 0, min(size, limit+1))
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return buf[:limit], fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
+			}
+			grown := min(2*int64(cap(buf)), limit+1)
+			buf = append(make([]byte, 0, grown), buf...)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if n > limit {
-		return buf.Bytes()[:limit], fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
+	if int64(len(buf)) > limit {
+		return buf[:limit], fmt.Errorf("%w: more than %d bytes", errBodyTooLarge, limit)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 func (s *settings) logAttempt(ctx context.Context, cl *call, n, status int, requestID string, start time.Time, err error) {
@@ -569,7 +628,14 @@ func decodeObject[T any](ctx context.Context, c *Client, cl call, opts []Option,
 	}
 	var v T
 	if err == nil {
-		err = json.Unmarshal(raw, &v)
+		// raw is valid JSON (wire.Object checked it), so a type that
+		// decodes itself is handed the bytes directly, sparing
+		// json.Unmarshal's second validation pass.
+		if u, ok := any(&v).(json.Unmarshaler); ok {
+			err = u.UnmarshalJSON(raw)
+		} else {
+			err = json.Unmarshal(raw, &v)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", cl.method, cl.path, err)
@@ -603,7 +669,7 @@ func pathID(what, id string) (string, error) {
 		return "", fmt.Errorf("%w: %s id is empty", ErrInvalidParams, what)
 	case id == "." || id == "..":
 		return "", fmt.Errorf("%w: %s id %q is not an id", ErrInvalidParams, what, id)
-	case strings.ContainsFunc(id, func(r rune) bool { return r < ' ' || r == 0x7f }):
+	case strings.ContainsFunc(id, isControl):
 		return "", fmt.Errorf("%w: %s id contains control characters", ErrInvalidParams, what)
 	}
 	return url.PathEscape(id), nil

@@ -60,15 +60,17 @@ type Computer struct {
 // and keeps the raw object in Raw.
 func (c *Computer) UnmarshalJSON(data []byte) error {
 	type plain Computer
-	var v struct {
-		plain
+	*c = Computer{}
+	// Decoding through a pointer to c fills it in place; the timestamp
+	// fields shadow c's own so wire.Time can read every format.
+	v := struct {
+		*plain
 		CreatedAt wire.Time `json:"created_at"`
 		UpdatedAt wire.Time `json:"updated_at"`
-	}
+	}{plain: (*plain)(c)}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	*c = Computer(v.plain)
 	c.CreatedAt, c.UpdatedAt = v.CreatedAt.Time, v.UpdatedAt.Time
 	c.Raw = append(json.RawMessage(nil), data...)
 	return nil
@@ -189,10 +191,13 @@ func (s *ComputersService) All(ctx context.Context, params ComputerListParams, o
 					return
 				}
 			}
-			if meta == nil || len(items) == 0 || !meta.HasMore() {
+			// Progress is judged by the page asked for, not the one the
+			// meta claims, so a server that ignores "page" cannot make the
+			// walk go on forever.
+			if meta == nil || len(items) == 0 || !(wire.Meta{Total: meta.Total, Page: page.Page, PerPage: meta.PerPage}).HasMore() {
 				return
 			}
-			page.Page = meta.Page + 1
+			page.Page++
 		}
 	}
 }

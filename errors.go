@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -119,12 +120,14 @@ const maxErrorMessage = 512
 
 // errorBody is every key an error body is known to use.
 type errorBody struct {
-	Error      json.RawMessage `json:"error"`
-	Message    json.RawMessage `json:"message"`
-	Detail     json.RawMessage `json:"detail"`
-	Errors     json.RawMessage `json:"errors"`
-	Code       json.RawMessage `json:"code"`
-	RetryAfter *float64        `json:"retry_after"`
+	Error   json.RawMessage `json:"error"`
+	Message json.RawMessage `json:"message"`
+	Detail  json.RawMessage `json:"detail"`
+	Errors  json.RawMessage `json:"errors"`
+	Code    json.RawMessage `json:"code"`
+	// RetryAfter is raw because servers send it as a number or a string;
+	// a typed field would make one odd hint discard the whole body.
+	RetryAfter json.RawMessage `json:"retry_after"`
 }
 
 // parseErrorBody extracts the code, message and retry_after hint from any of
@@ -159,9 +162,7 @@ func parseErrorBody(status int, body []byte) (code, message string, retryAfter t
 		if message == "" {
 			message = firstOf(eb.Errors)
 		}
-		if eb.RetryAfter != nil {
-			retryAfter, _ = retry.Seconds(*eb.RetryAfter)
-		}
+		retryAfter = retryAfterSeconds(eb.RetryAfter)
 	} else {
 		message = string(trimmed)
 	}
@@ -170,6 +171,24 @@ func parseErrorBody(status int, body []byte) (code, message string, retryAfter t
 		message = strings.TrimSpace(fmt.Sprintf("%d %s", status, http.StatusText(status)))
 	}
 	return capText(code, 64), message, retryAfter
+}
+
+// retryAfterSeconds reads a body's retry_after hint, a number of seconds or
+// a string holding one; anything else is no hint.
+func retryAfterSeconds(raw json.RawMessage) time.Duration {
+	var secs float64
+	if json.Unmarshal(raw, &secs) != nil {
+		s := jsonString(raw)
+		if s == "" {
+			return 0
+		}
+		var err error
+		if secs, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
+			return 0
+		}
+	}
+	d, _ := retry.Seconds(secs)
+	return d
 }
 
 // jsonString returns raw as a string if it is a JSON string, else "".
@@ -208,9 +227,11 @@ func firstOf(raw json.RawMessage) string {
 	return ""
 }
 
-// capText cuts s to at most n bytes without splitting a UTF-8 sequence and
-// replaces invalid bytes, so an error message is always printable text.
+// capText replaces invalid bytes and then cuts s to at most n bytes without
+// splitting a UTF-8 sequence, so an error message is always valid text of
+// bounded size (replacing after cutting could triple it).
 func capText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) > n {
 		cut := n
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -218,5 +239,5 @@ func capText(s string, n int) string {
 		}
 		s = s[:cut] + "…"
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	return s
 }

@@ -23,10 +23,11 @@ func RetryableStatus(code int) bool {
 	return false
 }
 
-// Backoff returns the wait before retry number retry (0 for the first retry):
-// exponential from min, capped at max, with "equal jitter" so that the wait
-// lies in [d/2, d] and concurrent clients spread out without ever retrying at
-// once.
+// Backoff returns the wait before retry number retry (0 for the first retry).
+// The upper end of the wait doubles from 2·min and is capped at max; the
+// wait is drawn uniformly from the upper half of that range, never below
+// min, so it always lies in [min, max] and concurrent clients spread out.
+// A min of zero disables the backoff.
 func Backoff(retry int, min, max time.Duration) time.Duration {
 	if min <= 0 {
 		return 0
@@ -34,13 +35,19 @@ func Backoff(retry int, min, max time.Duration) time.Duration {
 	if max < min {
 		max = min
 	}
-	d := min
-	for i := 0; i < retry && d < max; i++ {
-		d *= 2
+	hi := min
+	for i := 0; i <= retry && hi < max; i++ {
+		if hi > max/2 {
+			hi = max
+		} else {
+			hi *= 2
+		}
 	}
-	d = Clamp(d, max)
-	half := d / 2
-	return half + rand.N(d-half+1)
+	lo := hi / 2
+	if lo < min {
+		lo = min
+	}
+	return lo + rand.N(hi-lo+1)
 }
 
 // Clamp returns d, or max when d exceeds it.

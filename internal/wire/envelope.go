@@ -11,7 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // objectWrappers are the keys that may wrap a single object, in the order they
@@ -51,12 +54,12 @@ func Object(body []byte, names ...string) (json.RawMessage, error) {
 	if body[0] != '{' {
 		return nil, fmt.Errorf("%w: want an object, got %s", ErrNotJSON, describe(body))
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
+	if !json.Valid(body) {
+		return nil, fmt.Errorf("%w: malformed object", ErrNotJSON)
 	}
-	for _, key := range slices.Concat(names, objectWrappers) {
-		if inner := bytes.TrimSpace(top[key]); len(inner) > 0 && inner[0] == '{' {
+	keys := slices.Concat(names, objectWrappers)
+	for _, inner := range members(body, keys) {
+		if len(inner) > 0 && inner[0] == '{' {
 			return inner, nil
 		}
 	}
@@ -73,50 +76,169 @@ func List(body []byte, names ...string) (json.RawMessage, *Meta, error) {
 		return nil, nil, nil
 	}
 	switch body[0] {
-	case '[':
-		return body, nil, nil
-	case '{':
+	case '[', '{':
 	default:
 		return nil, nil, fmt.Errorf("%w: want a list, got %s", ErrNotJSON, describe(body))
 	}
-	keys := slices.Concat(names, listWrappers)
+	if !json.Valid(body) {
+		return nil, nil, fmt.Errorf("%w: malformed list", ErrNotJSON)
+	}
+	if body[0] == '[' {
+		return body, nil, nil
+	}
+	keys := slices.Concat(names, listWrappers, []string{"meta"})
 	for depth := 0; depth < 2; depth++ {
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(body, &top); err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
-		}
-		meta, err := decodeMeta(top["meta"])
+		values := members(body, keys)
+		meta, err := decodeMeta(values[len(keys)-1])
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, key := range keys {
-			inner := bytes.TrimSpace(top[key])
+		for _, inner := range values[:len(keys)-1] {
 			if len(inner) > 0 && inner[0] == '[' {
 				return inner, meta, nil
 			}
-			if len(inner) > 0 && bytes.Equal(inner, []byte("null")) {
+			if bytes.Equal(inner, []byte("null")) {
 				return nil, meta, nil
 			}
 		}
-		data := bytes.TrimSpace(top["data"])
+		data := values[slices.Index(keys, "data")]
 		if len(data) == 0 || data[0] != '{' {
 			break
 		}
 		body = data
 	}
-	return nil, nil, fmt.Errorf("%w: no list under %q", ErrNotJSON, keys)
+	return nil, nil, fmt.Errorf("%w: no list under %q", ErrNotJSON, keys[:len(keys)-1])
 }
 
+// members returns, for each of keys, the value that key has in the JSON
+// object obj (the last one if it repeats, as encoding/json does), or nil.
+// It walks obj's top level once without decoding or copying anything, so it
+// relies on obj being valid JSON: callers check with json.Valid first.
+func members(obj []byte, keys []string) []json.RawMessage {
+	values := make([]json.RawMessage, len(keys))
+	i := skipSpace(obj, 1)
+	for i < len(obj) && obj[i] == '"' {
+		keyEnd := stringEnd(obj, i)
+		key := obj[i:keyEnd]
+		i = skipSpace(obj, skipSpace(obj, keyEnd)+1) // past ':'
+		valueEnd := valueEnd(obj, i)
+		if k := keyIndex(key, keys); k >= 0 {
+			values[k] = obj[i:valueEnd]
+		}
+		i = skipSpace(obj, valueEnd)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+	return values
+}
+
+// keyIndex returns the index in keys of the quoted JSON string key, or -1.
+func keyIndex(key []byte, keys []string) int {
+	unquoted := key[1 : len(key)-1]
+	if bytes.IndexByte(unquoted, '\\') >= 0 {
+		var s string
+		if json.Unmarshal(key, &s) != nil {
+			return -1
+		}
+		unquoted = []byte(s)
+	}
+	for k, name := range keys {
+		if string(unquoted) == name {
+			return k
+		}
+	}
+	return -1
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting at b[i].
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the JSON value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i // a number, true, false or null
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	return j
+}
+
+// decodeMeta reads the pagination block. The server's meta is advisory: a
+// field of an unexpected type (a string, a float, null) is read when it holds
+// a whole number and otherwise left zero, which ends pagination after the
+// current page rather than failing a list that arrived intact.
 func decodeMeta(raw json.RawMessage) (*Meta, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, nil
 	}
-	var m Meta
-	if err := json.Unmarshal(raw, &m); err != nil {
+	var fields struct {
+		Total   json.RawMessage `json:"total"`
+		Page    json.RawMessage `json:"page"`
+		PerPage json.RawMessage `json:"per_page"`
+	}
+	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, fmt.Errorf("%w: meta: %v", ErrNotJSON, err)
 	}
-	return &m, nil
+	return &Meta{Total: wholeNumber(fields.Total), Page: wholeNumber(fields.Page), PerPage: wholeNumber(fields.PerPage)}, nil
+}
+
+// wholeNumber reads a JSON number, or a string holding one, that is a
+// non-negative whole number small enough for pagination; anything else is 0.
+func wholeNumber(raw json.RawMessage) int {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0
+		}
+		if f, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
+			return 0
+		}
+	}
+	if f < 0 || f > math.MaxInt32 || f != math.Trunc(f) {
+		return 0
+	}
+	return int(f)
 }
 
 // describe names the kind of JSON value body starts with, for error messages

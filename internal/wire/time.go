@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -22,14 +23,18 @@ func (t *Time) UnmarshalJSON(data []byte) error {
 	}
 	if data[0] != '"' {
 		secs, err := strconv.ParseFloat(string(data), 64)
-		if err != nil {
+		// Beyond ±292 years from 1970 the nanosecond count overflows into
+		// a wrong but plausible time; refuse instead.
+		if err != nil || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
 			return fmt.Errorf("timestamp %.40s: not a time", data)
 		}
 		t.Time = time.Unix(0, int64(secs*float64(time.Second))).UTC()
 		return nil
 	}
 	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
+	if len(data) >= 2 && data[len(data)-1] == '"' && !bytes.ContainsRune(data, '\\') {
+		s = string(data[1 : len(data)-1]) // no escapes: the common case, without a second decode
+	} else if err := json.Unmarshal(data, &s); err != nil {
 		return err
 	}
 	parsed, err := time.Parse(time.RFC3339Nano, s)

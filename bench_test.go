@@ -1,0 +1,195 @@
+package miosa
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchBody is a realistic GET /computers/{id} answer.
+const benchBody = `{"data":` + computerJSON + `}`
+
+func newBenchServer(b *testing.B) *httptest.Server {
+	b.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-ID", "req_bench")
+		_, _ = io.WriteString(w, benchBody)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// BenchmarkComputersGet measures one SDK call through the whole pipeline:
+// settings, headers, attempt deadline, envelope decoding, typed result.
+func BenchmarkComputersGet(b *testing.B) {
+	srv := newBenchServer(b)
+	c, err := NewClient(testKey, WithBaseURL(srv.URL+"/api/v1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		comp, err := c.Computers.Get(ctx, "cmp_1")
+		if err != nil || comp.ID != "cmp_1" {
+			b.Fatal(comp, err)
+		}
+	}
+}
+
+// rawComputer is what a hand-written client would decode into.
+type rawComputer struct {
+	ID                  string         `json:"id"`
+	Name                string         `json:"name"`
+	Slug                string         `json:"slug"`
+	Status              string         `json:"status"`
+	TemplateType        string         `json:"template_type"`
+	Size                string         `json:"size"`
+	IPAddress           string         `json:"ip_address"`
+	VNCURL              string         `json:"vnc_url"`
+	Visibility          string         `json:"visibility"`
+	TenantID            string         `json:"tenant_id"`
+	WorkspaceID         string         `json:"workspace_id"`
+	Metadata            map[string]any `json:"metadata"`
+	ExternalWorkspaceID string         `json:"external_workspace_id"`
+	ExternalUserID      string         `json:"external_user_id"`
+	ExternalProjectID   string         `json:"external_project_id"`
+	CreatedAt           time.Time      `json:"created_at"`
+	UpdatedAt           time.Time      `json:"updated_at"`
+}
+
+// BenchmarkComputersGetRaw is the baseline: the same request with plain
+// net/http and encoding/json, over the same transport settings, against the
+// same server and body.
+func BenchmarkComputersGetRaw(b *testing.B) {
+	srv := newBenchServer(b)
+	hc := newHTTPClient()
+	url := srv.URL + "/api/v1/computers/cmp_1"
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := rawGet(ctx, hc, url); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// rawGet is what a hand-written client does for GET /computers/{id}.
+func rawGet(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var env struct {
+		Data rawComputer `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return err
+	}
+	if env.Data.ID != "cmp_1" {
+		return fmt.Errorf("id %q", env.Data.ID)
+	}
+	return nil
+}
+
+// BenchmarkComputersGetPaired runs the SDK call and the raw baseline
+// alternately against one server and reports each one's time per call and
+// their ratio. Pairing makes the comparison robust on a busy machine, where
+// two separate benchmarks see different load.
+func BenchmarkComputersGetPaired(b *testing.B) {
+	srv := newBenchServer(b)
+	c, err := NewClient(testKey, WithBaseURL(srv.URL+"/api/v1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	hc := newHTTPClient()
+	url := srv.URL + "/api/v1/computers/cmp_1"
+	ctx := b.Context()
+	sdkGet := func() error { _, err := c.Computers.Get(ctx, "cmp_1"); return err }
+	rawGet := func() error { return rawGet(ctx, hc, url) }
+	var sdk, raw time.Duration
+	timed := func(total *time.Duration, get func() error) {
+		start := time.Now()
+		if err := get(); err != nil {
+			b.Fatal(err)
+		}
+		*total += time.Since(start)
+	}
+	sdkFirst := true
+	for b.Loop() {
+		// Alternating which goes first cancels any advantage of order.
+		if sdkFirst {
+			timed(&sdk, sdkGet)
+			timed(&raw, rawGet)
+		} else {
+			timed(&raw, rawGet)
+			timed(&sdk, sdkGet)
+		}
+		sdkFirst = !sdkFirst
+	}
+	b.ReportMetric(float64(sdk.Nanoseconds())/float64(b.N), "sdk-ns/op")
+	b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(sdk)/float64(raw), "sdk/raw")
+}
+
+// memoryClient answers every request with benchBody from memory, so the
+// pipeline benchmarks time the client side alone.
+func memoryClient() *http.Client {
+	header := http.Header{"Content-Type": {"application/json"}}
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: header, Body: io.NopCloser(strings.NewReader(benchBody)),
+			ContentLength: int64(len(benchBody)), Request: r}, nil
+	})}
+}
+
+// BenchmarkComputersGetPipeline measures the SDK's own cost without a
+// network: the answer comes from memory, so only the pipeline and the
+// decoding are timed.
+func BenchmarkComputersGetPipeline(b *testing.B) {
+	c, err := NewClient(testKey, WithBaseURL("https://api.test/api/v1"), WithHTTPClient(memoryClient()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Computers.Get(ctx, "cmp_1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkComputersGetPipelineRaw is BenchmarkComputersGetPipeline's
+// baseline: plain net/http and encoding/json over the same in-memory answer.
+func BenchmarkComputersGetPipelineRaw(b *testing.B) {
+	hc := memoryClient()
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := rawGet(ctx, hc, "https://api.test/api/v1/computers/cmp_1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
