@@ -349,18 +349,21 @@ type call struct {
 	// keyed marks a create-type call: it carries an Idempotency-Key, the same
 	// on every attempt, which makes it safe to retry.
 	keyed bool
+	// readOnly marks a POST that changes nothing on the server (validation):
+	// it may be repeated like a GET.
+	readOnly bool
 	// attemptTimeout replaces the configured request timeout when non-zero.
 	attemptTimeout time.Duration
 }
 
 // replayable reports whether the call may be sent again after it may have
-// reached the server: safe methods and keyed creates.
+// reached the server: safe methods, read-only calls and keyed creates.
 func (cl *call) replayable() bool {
 	switch cl.method {
 	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodPut:
 		return true
 	}
-	return cl.keyed
+	return cl.keyed || cl.readOnly
 }
 
 // response is a successful answer, its body read in full.

@@ -397,9 +397,7 @@ func (s *SandboxTemplatesService) BuildSpecSchema(ctx context.Context, opts ...O
 // spec is a result, not a Go error: Valid is false and Errors holds the
 // server's messages, whether the server answered 200 or 422. A 422 that
 // carries no error messages, and every other failure, is returned as an
-// error. Like every POST that is not a create call, it is retried only on
-// 429 or when the connection never opened, not after a 5xx or a failure
-// once the request may have reached the server.
+// error. It changes nothing on the server, so it is retried like a GET.
 func (s *SandboxTemplatesService) Validate(ctx context.Context, spec BuildSpec, opts ...Option) (*ValidationResult, error) {
 	if spec == nil {
 		return nil, fmt.Errorf("%w: the build spec to validate is nil", ErrInvalidParams)
@@ -408,7 +406,7 @@ func (s *SandboxTemplatesService) Validate(ctx context.Context, spec BuildSpec, 
 		BuildSpec BuildSpec `json:"build_spec"`
 	}{spec}
 	res, err := decodeObject[ValidationResult](ctx, s.client, call{
-		method: http.MethodPost, path: "/sandbox-templates/validate", body: body,
+		method: http.MethodPost, path: "/sandbox-templates/validate", body: body, readOnly: true,
 	}, opts, "validation")
 	if verdict, ok := rejectedSpec(err); ok {
 		return verdict, nil

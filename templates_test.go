@@ -511,6 +511,17 @@ func TestSandboxTemplatesValidate_ReturnsVerdicts(t *testing.T) {
 	}
 }
 
+func TestSandboxTemplatesValidate_IsRetriedLikeARead(t *testing.T) {
+	fake, client := newTplServer(t, tplReply{503, `{"error":"busy"}`}, tplReply{200, `{"valid":true}`})
+	verdict, err := client.SandboxTemplates.Validate(t.Context(), miosa.BuildSpec{"runtime": "node"})
+	require.NoError(t, err)
+	assert.True(t, verdict.Valid)
+	reqs := fake.requests()
+	require.Len(t, reqs, 2, "validation changes nothing, so a 503 is retried")
+	assert.Equal(t, reqs[0].Body, reqs[1].Body)
+	assert.Empty(t, reqs[1].Header.Get("Idempotency-Key"), "validation is not a create call")
+}
+
 func TestSandboxTemplatesValidate_FailuresWithoutAVerdictAreErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
