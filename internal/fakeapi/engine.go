@@ -189,12 +189,12 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route sends r to its endpoint, or answers 404 as the real API does for a
 // path it does not serve.
 func (e *Engine) route(w http.ResponseWriter, r *http.Request) {
-	h, pattern := e.mux.Handler(r)
-	if pattern == "" {
+	// Handler only looks the route up; ServeHTTP also fills r's path values.
+	if _, pattern := e.mux.Handler(r); pattern == "" {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	h.ServeHTTP(w, r)
+	e.mux.ServeHTTP(w, r)
 }
 
 func (e *Engine) authenticate(header string) (string, bool) {
