@@ -156,8 +156,14 @@ func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 	default:
 		res = defaultExec(req)
 	}
-	if ctx.Err() != nil && r.Context().Err() != nil {
+	switch {
+	case r.Context().Err() != nil:
 		return // the client is gone; there is nobody to answer
+	case e.closeCtx.Err() != nil:
+		// The server shut down under the command: no answer, as when a
+		// real machine goes away mid-command.
+		dropConnection(w)
+		return
 	}
 	if res.Output == "" {
 		res.Output = res.Stdout + res.Stderr

@@ -180,7 +180,9 @@ func (e *Engine) applyFault(w http.ResponseWriter, r *http.Request, f Fault) {
 			t.Stop()
 			return
 		case <-e.closing:
+			// A server shutting down answers nothing to what it held.
 			t.Stop()
+			dropConnection(w)
 			return
 		}
 	}

@@ -87,6 +87,7 @@ func (e *Engine) idempotent(h http.HandlerFunc) http.HandlerFunc {
 			case <-r.Context().Done():
 				return
 			case <-e.closing:
+				dropConnection(w)
 				return
 			}
 			replay(w, first)
