@@ -39,6 +39,9 @@ type requestLog struct {
 func (l *requestLog) add(r *http.Request, rel string, body []byte) *Request {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(body) == 0 {
+		body = nil
+	}
 	l.last++
 	entry := &Request{
 		Seq:    l.last,

@@ -115,8 +115,9 @@ func (s *localShell) run(ctx context.Context, req ExecRequest) ExecResult {
 	for k, v := range req.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	// A child that keeps the pipes open must not keep the answer waiting
-	// once the command itself was killed.
+	killWholeGroup(cmd)
+	// A child that escaped the group and keeps the pipes open must not
+	// keep the answer waiting once the command itself was killed.
 	cmd.WaitDelay = time.Second
 	combined := &lockedBuffer{}
 	stdout, stderr := &teeWriter{combined: combined}, &teeWriter{combined: combined}
