@@ -187,3 +187,28 @@ func TestFaults_InjectPanicsOnAFaultThatCannotApply(t *testing.T) {
 		assert.Panics(t, func() { srv.Inject(f) }, name)
 	}
 }
+
+func TestIdempotency_AppliesToEveryCreateTypeEndpoint(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0), miosatest.WithBuildStepDelay(0))
+	src := call(t, srv, "POST", "/computers", "").data(t)["id"].(string)
+	tpl := call(t, srv, "POST", "/sandbox-templates", `{"name":"base","build_spec":{"runtime":"go"}}`).data(t)["id"].(string)
+	for _, tc := range []struct{ name, path, body string }{
+		{"computer create", "/computers", `{"name":"c"}`},
+		{"fork", "/sandboxes/" + src + "/fork", `{"name":"f"}`},
+		{"template create", "/sandbox-templates", `{"name":"t","build_spec":{"runtime":"node"}}`},
+		{"build create", "/sandbox-templates/" + tpl + "/builds", `{}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "Idempotency-Key: " + tc.name
+			first := call(t, srv, "POST", tc.path, tc.body, key)
+			require.Equal(t, http.StatusCreated, first.status, string(first.body))
+			again := call(t, srv, "POST", tc.path, tc.body, key)
+			assert.Equal(t, first.data(t)["id"], again.data(t)["id"])
+			assert.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+			assert.Equal(t, http.StatusUnprocessableEntity, call(t, srv, "POST", tc.path, `{"name":"other"}`, key).status)
+		})
+	}
+	machines, _ := call(t, srv, "GET", "/computers", "").list(t)
+	assert.Len(t, machines, 3, "source, one computer, one fork")
+	assert.Len(t, buildsOf(t, srv, tpl), 1)
+}
