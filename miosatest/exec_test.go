@@ -149,9 +149,12 @@ func TestLocalShell_RunsCommandsInAPerMachineDirectory(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotZero(t, res.ExitCode, "another machine has its own directory")
 
-	res, err = client.Exec.Run(t.Context(), a.ID, miosa.ExecParams{Command: "pwd", WorkingDir: "../../../../tmp/work"})
+	res, err = client.Exec.Run(t.Context(), a.ID, miosa.ExecParams{Command: `pwd; echo "$HOME"`, WorkingDir: "../../../../tmp/work"})
 	require.NoError(t, err)
-	assert.True(t, strings.HasSuffix(strings.TrimSpace(res.Stdout), "/"+a.ID+"/tmp/work"), "working_dir cannot climb out: %s", res.Stdout)
+	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
+	require.Len(t, lines, 2)
+	assert.True(t, strings.HasSuffix(lines[0], "/"+a.ID+"/tmp/work"), "working_dir cannot climb out: %s", lines[0])
+	assert.True(t, strings.HasSuffix(lines[1], "/"+a.ID+"/home/user"), "HOME is the machine's home: %s", lines[1])
 }
 
 func TestLocalShell_KillsACommandAtItsTimeout(t *testing.T) {

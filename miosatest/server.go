@@ -105,6 +105,14 @@ func WithLocalShell() Option {
 	return func(c *config) { c.engine.LocalShell = true }
 }
 
+// WithStrictDelete makes DELETE /computers/{id} without force=true refuse a
+// machine that is not stopped with 409 CONFLICT, as a cautious server may;
+// Computers.Destroy (force=true) still deletes it. By default a plain delete
+// removes the machine whatever its state.
+func WithStrictDelete() Option {
+	return func(c *config) { c.engine.StrictDelete = true }
+}
+
 // WithAPIKey makes the server accept only key (which must start with
 // "msk_"); Server.Client then uses it. By default any "msk_" key is
 // accepted.
@@ -215,6 +223,9 @@ func (s *Server) HTTPClient() *http.Client { return s.http.Client() }
 // in progress: a way to reach states such as miosa.StatusError that the
 // fake never enters on its own. It fails for an unknown id.
 func (s *Server) SetStatus(id string, status miosa.ComputerStatus) error {
+	if status == "" {
+		return fmt.Errorf("miosatest: SetStatus: the status is empty")
+	}
 	return s.engine.SetStatus(id, string(status))
 }
 

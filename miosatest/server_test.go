@@ -208,13 +208,13 @@ func TestServer_UnknownIDsAndRoutesAnswerNotFoundEnvelope(t *testing.T) {
 }
 
 func TestServer_LifecycleMovesAsTheAPIDoes(t *testing.T) {
-	srv := miosatest.NewServer(t)
+	srv := miosatest.NewServer(t, miosatest.WithStrictDelete())
 	client := srv.Client()
 	c := running(t, client, miosa.ComputerCreateParams{})
 
 	err := client.Computers.Delete(t.Context(), c.ID)
 	var apiErr *miosa.APIError
-	require.ErrorAs(t, err, &apiErr, "a running machine cannot be deleted without force")
+	require.ErrorAs(t, err, &apiErr, "a strict server refuses to delete a running machine without force")
 	assert.Equal(t, http.StatusConflict, apiErr.StatusCode)
 
 	require.NoError(t, client.Computers.Stop(t.Context(), c.ID))
@@ -245,6 +245,16 @@ func TestServer_LifecycleMovesAsTheAPIDoes(t *testing.T) {
 	res := call(t, srv, "DELETE", "/computers/"+stopped.ID, "")
 	assert.Equal(t, http.StatusOK, res.status)
 	assert.JSONEq(t, `{"ok":true}`, string(res.body))
+}
+
+func TestServer_PlainDeleteRemovesARunningMachineByDefault(t *testing.T) {
+	srv := miosatest.NewServer(t)
+	client := srv.Client()
+	c := running(t, client, miosa.ComputerCreateParams{})
+	require.NoError(t, client.Computers.Delete(t.Context(), c.ID))
+	_, err := client.Computers.Get(t.Context(), c.ID)
+	assert.ErrorIs(t, err, miosa.ErrNotFound)
+	assert.ErrorIs(t, client.Computers.Delete(t.Context(), c.ID), miosa.ErrNotFound, "deleting twice")
 }
 
 func TestServer_SetStatusReachesTheErrorState(t *testing.T) {

@@ -45,6 +45,9 @@ type Config struct {
 	// StrictValidation makes the validate endpoint answer an invalid build
 	// spec with 422 instead of 200 {"valid": false}.
 	StrictValidation bool
+	// StrictDelete makes DELETE /computers/{id} without force=true refuse
+	// (409 CONFLICT) a machine that is not stopped.
+	StrictDelete bool
 	// LocalShell runs exec requests on this machine with /bin/sh and python3,
 	// each machine in its own temporary directory. It is not isolated.
 	LocalShell bool

@@ -33,15 +33,16 @@ type localShell struct {
 }
 
 // dir returns the directory for one machine and working_dir, created if
-// needed. working_dir is taken relative to the machine's directory, whether
-// it is written absolute or not, and cannot climb out of it.
-func (s *localShell) dir(machineID, workingDir string) (string, error) {
+// needed, and the machine's home. working_dir is taken relative to the
+// machine's directory, whether it is written absolute or not, and cannot
+// climb out of it.
+func (s *localShell) dir(machineID, workingDir string) (dir, home string, err error) {
 	s.mu.Lock()
 	if s.root == "" {
 		root, err := os.MkdirTemp("", "miosatest-shell-")
 		if err != nil {
 			s.mu.Unlock()
-			return "", err
+			return "", "", err
 		}
 		s.root = root
 	}
@@ -50,8 +51,12 @@ func (s *localShell) dir(machineID, workingDir string) (string, error) {
 	if workingDir == "" {
 		workingDir = defaultWorkingDir
 	}
-	dir := filepath.Join(root, machineID, filepath.Clean("/"+workingDir))
-	return dir, os.MkdirAll(dir, 0o755)
+	dir = filepath.Join(root, machineID, filepath.Clean("/"+workingDir))
+	home = filepath.Join(root, machineID, defaultWorkingDir)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return "", "", err
+	}
+	return dir, home, os.MkdirAll(dir, 0o755)
 }
 
 // removeAll deletes every machine's directory.
@@ -94,7 +99,7 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 // directory, with the request's env added to this process's, killed at the
 // request's timeout (exit code 124) or when ctx ends.
 func (s *localShell) run(ctx context.Context, req ExecRequest) ExecResult {
-	dir, err := s.dir(req.ComputerID, req.WorkingDir)
+	dir, home, err := s.dir(req.ComputerID, req.WorkingDir)
 	if err != nil {
 		return ExecResult{ExitCode: 1, Stderr: fmt.Sprintf("miosatest: preparing the working directory: %v\n", err)}
 	}
@@ -111,7 +116,7 @@ func (s *localShell) run(ctx context.Context, req ExecRequest) ExecResult {
 		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", req.Command)
 	}
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir, "PWD="+dir)
+	cmd.Env = append(os.Environ(), "HOME="+home, "PWD="+dir)
 	for k, v := range req.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
