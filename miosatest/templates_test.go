@@ -73,8 +73,13 @@ func TestTemplates_CreateListAndGetByIDOrAlias(t *testing.T) {
 	items, _ := call(t, srv, "GET", "/sandbox-templates", "").list(t)
 	require.Len(t, items, 1)
 	assert.NotContains(t, items[0], "aliases", "aliases only when asked for")
+	bare := call(t, srv, "POST", "/sandbox-templates", `{"name":"bare","build_spec":{"runtime":"go"}}`).data(t)
+	assert.Equal(t, map[string]any{}, bare["metadata"], "metadata is an object even when none was given")
+	items, _ = call(t, srv, "GET", "/sandbox-templates", "").list(t)
+	require.Len(t, items, 2)
+	items = items[:1]
 	items, _ = call(t, srv, "GET", "/sandbox-templates?include_aliases=true", "").list(t)
-	require.Len(t, items, 1)
+	require.Len(t, items, 2)
 	assert.Equal(t, []any{"node-env"}, items[0]["aliases"])
 
 	assert.Equal(t, id, call(t, srv, "GET", "/sandbox-templates/"+id, "").data(t)["id"])

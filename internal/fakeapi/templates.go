@@ -46,7 +46,7 @@ func (t *template) view(withAliases bool) map[string]any {
 		"metadata":   cloneMap(t.metadata),
 		"created_at": timeString(t.createdAt), "updated_at": timeString(t.updatedAt),
 	}
-	if v["metadata"] == nil {
+	if t.metadata == nil {
 		v["metadata"] = map[string]any{}
 	}
 	if withAliases {
