@@ -212,3 +212,13 @@ func TestIdempotency_AppliesToEveryCreateTypeEndpoint(t *testing.T) {
 	assert.Len(t, machines, 3, "source, one computer, one fork")
 	assert.Len(t, buildsOf(t, srv, tpl), 1)
 }
+
+func TestFaults_HeaderIsAddedToTheAnswer(t *testing.T) {
+	srv := miosatest.NewServer(t)
+	srv.Inject(miosatest.Fault{Path: "/computers", Status: http.StatusForbidden, Header: http.Header{"X-Reason": {"policy"}}})
+	res := call(t, srv, "GET", "/computers", "")
+	assert.Equal(t, http.StatusForbidden, res.status)
+	assert.Equal(t, "policy", res.header.Get("X-Reason"))
+	code, _ := res.errorCode(t)
+	assert.Equal(t, "FORBIDDEN", code)
+}

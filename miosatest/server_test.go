@@ -340,3 +340,20 @@ func TestServer_WithTLSServesHTTP2(t *testing.T) {
 	_, err = client.Exec.Run(t.Context(), c.ID, miosa.ExecParams{Command: "echo hi"})
 	assert.ErrorIs(t, err, miosa.ErrOutcomeUnknown, "over HTTP/2 a drop resets the stream")
 }
+
+func TestServer_RefusesPathsOutsideTheAPIAndHugeBodies(t *testing.T) {
+	srv := miosatest.NewServer(t)
+	root := strings.TrimSuffix(srv.URL, "/api/v1")
+	req, err := http.NewRequestWithContext(t.Context(), "GET", root+"/computers", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+miosatest.TestAPIKey)
+	resp, err := srv.HTTPClient().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "the API lives under /api/v1")
+
+	huge := `{"name":"` + strings.Repeat("x", 9<<20) + `"}`
+	assert.Equal(t, http.StatusRequestEntityTooLarge, call(t, srv, "POST", "/computers", huge).status)
+	items, _ := call(t, srv, "GET", "/computers", "").list(t)
+	assert.Empty(t, items)
+}
