@@ -52,6 +52,13 @@
 // other command exits 127. WithLocalShell runs commands for real on this
 // machine, in a temporary directory per computer; it is not isolated.
 //
+// # Fake time
+//
+// With WithInMemoryNetwork the server and its clients talk over in-memory
+// pipes, so a test that starts the server inside testing/synctest.Test sees
+// every delay of the fake (boot, builds, the readiness stream's heartbeats
+// and 30 s timeout) pass in the bubble's fake time, instantly and exactly.
+//
 // # Outside tests
 //
 // Start runs the same server without a testing.TB, for examples and local

@@ -37,18 +37,22 @@ type Server struct {
 
 	engine *fakeapi.Engine
 	http   *httptest.Server
-	tb     testing.TB
-	apiKey string
-	once   sync.Once
-	err    error
+	// httpClient reaches the server: httptest's own client, or one that
+	// dials in-memory pipes.
+	httpClient *http.Client
+	tb         testing.TB
+	apiKey     string
+	once       sync.Once
+	err        error
 }
 
 // Option configures a Server.
 type Option func(*config)
 
 type config struct {
-	engine fakeapi.Config
-	tls    bool
+	engine   fakeapi.Config
+	tls      bool
+	inMemory bool
 }
 
 // WithBootDelay sets how long machines take to boot: they stay "creating"
@@ -127,6 +131,17 @@ func WithTLS() Option {
 	return func(c *config) { c.tls = true }
 }
 
+// WithInMemoryNetwork serves over in-memory pipes instead of a loopback
+// socket. Only Server.Client and Server.HTTPClient can reach such a server;
+// its URL names a loopback port nothing listens on. Because nothing then
+// waits on the network, a test that starts the server inside a
+// testing/synctest bubble runs every delay of the fake (boot, builds, the
+// readiness stream's heartbeats and timeout) in the bubble's fake time.
+// It cannot be combined with WithTLS.
+func WithInMemoryNetwork() Option {
+	return func(c *config) { c.inMemory = true }
+}
+
 // NewServer starts a fake MIOSA API for a test and stops it when the test
 // ends (t.Cleanup). It fails the test if the server cannot start.
 func NewServer(t testing.TB, opts ...Option) *Server {
@@ -160,9 +175,21 @@ func Start(opts ...Option) (*Server, error) {
 	if cfg.engine.BootDelay < 0 || cfg.engine.BuildStepDelay < 0 || cfg.engine.HeartbeatInterval < 0 || cfg.engine.StreamTimeout < 0 {
 		return nil, fmt.Errorf("delays and intervals must not be negative")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listening on loopback: %w", err)
+	if cfg.inMemory && cfg.tls {
+		return nil, fmt.Errorf("WithInMemoryNetwork and WithTLS cannot be combined")
+	}
+	var (
+		l   net.Listener
+		mem *memListener
+	)
+	if cfg.inMemory {
+		mem = newMemListener()
+		l = mem
+	} else {
+		var err error
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("listening on loopback: %w", err)
+		}
 	}
 	engine := fakeapi.New(cfg.engine)
 	hs := &httptest.Server{Listener: l, Config: &http.Server{Handler: engine}}
@@ -172,11 +199,15 @@ func Start(opts ...Option) (*Server, error) {
 	} else {
 		hs.Start()
 	}
+	httpClient := hs.Client()
+	if mem != nil {
+		httpClient = mem.client()
+	}
 	apiKey := TestAPIKey
 	if cfg.engine.APIKey != "" {
 		apiKey = cfg.engine.APIKey
 	}
-	return &Server{URL: hs.URL + "/api/v1", engine: engine, http: hs, apiKey: apiKey}, nil
+	return &Server{URL: hs.URL + "/api/v1", engine: engine, http: hs, httpClient: httpClient, apiKey: apiKey}, nil
 }
 
 // Close stops the server: it ends open readiness streams, pending delays
@@ -187,6 +218,7 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.engine.Close()
 		s.http.Close()
+		s.httpClient.CloseIdleConnections()
 		if err := s.engine.Cleanup(); err != nil {
 			s.err = fmt.Errorf("removing the local shell's directories: %w", err)
 		}
@@ -201,7 +233,7 @@ func (s *Server) Close() error {
 func (s *Server) Client(opts ...miosa.Option) *miosa.Client {
 	base := []miosa.Option{
 		miosa.WithBaseURL(s.URL),
-		miosa.WithHTTPClient(s.http.Client()),
+		miosa.WithHTTPClient(s.httpClient),
 		miosa.WithRetryDelay(0, 0),
 	}
 	c, err := miosa.NewClient(s.apiKey, append(base, opts...)...)
@@ -217,7 +249,7 @@ func (s *Server) Client(opts ...miosa.Option) *miosa.Client {
 
 // HTTPClient returns an *http.Client that reaches the server (and trusts
 // its certificate under WithTLS), for tests that speak raw HTTP.
-func (s *Server) HTTPClient() *http.Client { return s.http.Client() }
+func (s *Server) HTTPClient() *http.Client { return s.httpClient }
 
 // SetStatus puts a computer or sandbox in status at once, overtaking a boot
 // in progress: a way to reach states such as miosa.StatusError that the
