@@ -81,12 +81,11 @@ type Engine struct {
 	failures  []string // reasons for the next builds that must fail
 	timers    map[*time.Timer]struct{}
 
-	faults  faultList
-	log     requestLog
-	idem    idempotencyStore
-	execs   execRegistry
-	shell   localShell
-	nowFunc func() time.Time
+	faults faultList
+	log    requestLog
+	idem   idempotencyStore
+	execs  execRegistry
+	shell  localShell
 }
 
 // New returns an engine configured by cfg, with defaults for unset fields.
@@ -108,7 +107,6 @@ func New(cfg Config) *Engine {
 		templates: map[string]*template{},
 		builds:    map[string]*build{},
 		timers:    map[*time.Timer]struct{}{},
-		nowFunc:   time.Now,
 	}
 	e.closeCtx, e.closeNow = context.WithCancel(context.Background())
 	e.closing = e.closeCtx.Done()
@@ -235,7 +233,7 @@ func (e *Engine) Cleanup() error {
 	return e.shell.removeAll()
 }
 
-func (e *Engine) now() time.Time { return e.nowFunc().UTC() }
+func (e *Engine) now() time.Time { return time.Now().UTC() }
 
 // after runs fn with e.mu held once d has passed, unless the engine closes
 // first. With d <= 0 it runs fn at once; the caller must already hold e.mu.
