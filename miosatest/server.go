@@ -148,12 +148,12 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	srv, err := Start(opts...)
 	if err != nil {
-		t.Fatalf("miosatest: %v", err)
+		t.Fatal(err)
 	}
 	srv.tb = t
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
-			t.Errorf("miosatest: %v", err)
+			t.Error(err)
 		}
 	})
 	return srv
@@ -170,13 +170,13 @@ func Start(opts ...Option) (*Server, error) {
 		opt(&cfg)
 	}
 	if key := cfg.engine.APIKey; key != "" && (!strings.HasPrefix(key, "msk_") || key == "msk_") {
-		return nil, fmt.Errorf("WithAPIKey: a MIOSA API key starts with \"msk_\"")
+		return nil, fmt.Errorf("miosatest: WithAPIKey: a MIOSA API key starts with \"msk_\"")
 	}
 	if cfg.engine.BootDelay < 0 || cfg.engine.BuildStepDelay < 0 || cfg.engine.HeartbeatInterval < 0 || cfg.engine.StreamTimeout < 0 {
-		return nil, fmt.Errorf("delays and intervals must not be negative")
+		return nil, fmt.Errorf("miosatest: delays and intervals must not be negative")
 	}
 	if cfg.inMemory && cfg.tls {
-		return nil, fmt.Errorf("WithInMemoryNetwork and WithTLS cannot be combined")
+		return nil, fmt.Errorf("miosatest: WithInMemoryNetwork and WithTLS cannot be combined")
 	}
 	var (
 		l   net.Listener
@@ -188,7 +188,7 @@ func Start(opts ...Option) (*Server, error) {
 	} else {
 		var err error
 		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("listening on loopback: %w", err)
+			return nil, fmt.Errorf("miosatest: listening on loopback: %w", err)
 		}
 	}
 	engine := fakeapi.New(cfg.engine)
@@ -220,7 +220,7 @@ func (s *Server) Close() error {
 		s.http.Close()
 		s.httpClient.CloseIdleConnections()
 		if err := s.engine.Cleanup(); err != nil {
-			s.err = fmt.Errorf("removing the local shell's directories: %w", err)
+			s.err = fmt.Errorf("miosatest: removing the local shell's directories: %w", err)
 		}
 	})
 	return s.err
