@@ -258,7 +258,10 @@ func (s *Server) SetStatus(id string, status miosa.ComputerStatus) error {
 	if status == "" {
 		return fmt.Errorf("miosatest: SetStatus: the status is empty")
 	}
-	return s.engine.SetStatus(id, string(status))
+	if err := s.engine.SetStatus(id, string(status)); err != nil {
+		return fmt.Errorf("miosatest: SetStatus: %w", err)
+	}
+	return nil
 }
 
 // Status returns the current status of a computer or sandbox, and false
