@@ -1,0 +1,289 @@
+// Package fakeapi is the engine behind miosatest: an in-memory, stateful
+// implementation of the MIOSA HTTP API as the wire contract describes it.
+//
+// It is an http.Handler. Every request goes through the same steps: read and
+// log it, check the API key, apply an injected fault if one matches, then
+// route it, through the idempotency layer for create-type calls. Each concern
+// lives in its own file: state (machines, templates, builds), one file of
+// handlers per resource, the readiness stream, faults, idempotency and the
+// request log.
+package fakeapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config tunes an Engine. The zero value is usable; New fills in defaults.
+type Config struct {
+	// BasePath is where the API is mounted; default "/api/v1".
+	BasePath string
+	// APIKey, when set, is the only key accepted; otherwise any key starting
+	// with "msk_" is.
+	APIKey string
+	// BootDelay is how long a machine stays "creating" or "starting" before
+	// it is "running". Zero boots at once.
+	BootDelay time.Duration
+	// BuildStepDelay is how long a template build stays in each of "queued"
+	// and "building". Zero finishes builds at once.
+	BuildStepDelay time.Duration
+	// HeartbeatInterval is the time between ": keepalive" comments on the
+	// readiness stream; default 15 s.
+	HeartbeatInterval time.Duration
+	// StreamTimeout is how long the readiness stream waits before it sends
+	// "event: timeout"; default 30 s.
+	StreamTimeout time.Duration
+	// NoReadinessStream makes the readiness stream answer 404, as a server
+	// that predates it does.
+	NoReadinessStream bool
+	// StrictValidation makes the validate endpoint answer an invalid build
+	// spec with 422 instead of 200 {"valid": false}.
+	StrictValidation bool
+	// StrictDelete makes DELETE /computers/{id} without force=true refuse
+	// (409 CONFLICT) a machine that is not stopped.
+	StrictDelete bool
+	// LocalShell runs exec requests on this machine with /bin/sh and python3,
+	// each machine in its own temporary directory. It is not isolated.
+	LocalShell bool
+}
+
+const (
+	defaultBasePath          = "/api/v1"
+	defaultHeartbeatInterval = 15 * time.Second
+	defaultStreamTimeout     = 30 * time.Second
+	// maxRequestBody caps what the engine reads of a request body.
+	maxRequestBody = 8 << 20
+)
+
+// Engine serves the fake API. It is safe for concurrent use.
+type Engine struct {
+	cfg Config
+	mux *http.ServeMux
+	// closeCtx ends when the engine closes; closing is its Done channel.
+	closeCtx context.Context
+	closeNow context.CancelFunc
+	closing  <-chan struct{}
+	once     sync.Once
+
+	// mu guards the resources and the timers that move them along.
+	mu        sync.Mutex
+	closed    bool
+	seq       int // ids and creation order
+	machines  map[string]*machine
+	templates map[string]*template
+	builds    map[string]*build
+	failures  []string // reasons for the next builds that must fail
+	timers    map[*time.Timer]struct{}
+
+	faults faultList
+	log    requestLog
+	idem   idempotencyStore
+	execs  execRegistry
+	shell  localShell
+}
+
+// New returns an engine configured by cfg, with defaults for unset fields.
+func New(cfg Config) *Engine {
+	if cfg.BasePath == "" {
+		cfg.BasePath = defaultBasePath
+	}
+	cfg.BasePath = "/" + strings.Trim(cfg.BasePath, "/")
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = defaultHeartbeatInterval
+	}
+	if cfg.StreamTimeout <= 0 {
+		cfg.StreamTimeout = defaultStreamTimeout
+	}
+	e := &Engine{
+		cfg:       cfg,
+		mux:       http.NewServeMux(),
+		machines:  map[string]*machine{},
+		templates: map[string]*template{},
+		builds:    map[string]*build{},
+		timers:    map[*time.Timer]struct{}{},
+	}
+	e.closeCtx, e.closeNow = context.WithCancel(context.Background())
+	e.closing = e.closeCtx.Done()
+	e.idem.init()
+	e.routes()
+	return e
+}
+
+// routes registers every endpoint of the wire contract. Create-type calls go
+// through the idempotency layer.
+func (e *Engine) routes() {
+	b := e.cfg.BasePath
+	handle := func(pattern string, h http.HandlerFunc) {
+		method, path, _ := strings.Cut(pattern, " ")
+		e.mux.HandleFunc(method+" "+b+path, h)
+	}
+	handle("POST /computers", e.idempotent(e.createComputer))
+	handle("GET /computers", e.listComputers)
+	handle("GET /computers/{id}", e.getComputer)
+	handle("DELETE /computers/{id}", e.deleteComputer)
+	handle("POST /computers/{id}/start", e.startComputer)
+	handle("POST /computers/{id}/stop", e.stopComputer)
+	handle("POST /computers/{id}/restart", e.restartComputer)
+	handle("POST /computers/{id}/exec", e.execShell)
+	handle("POST /computers/{id}/exec/python", e.execPython)
+
+	handle("POST /sandboxes/{id}/fork", e.idempotent(e.forkSandbox))
+	handle("PATCH /sandboxes/{id}", e.updateSandbox)
+	handle("POST /sandboxes/{id}/preview-token", e.previewToken)
+	handle("GET /sandboxes/{id}/readiness", e.readiness)
+	handle("GET /sandboxes/{id}/readiness/stream", e.readinessStream)
+
+	handle("GET /sandbox-templates", e.listTemplates)
+	handle("POST /sandbox-templates", e.idempotent(e.createTemplate))
+	handle("GET /sandbox-templates/build-spec", e.buildSpecSchema)
+	handle("POST /sandbox-templates/validate", e.validateSpec)
+	handle("GET /sandbox-templates/{id}", e.getTemplate)
+	handle("GET /sandbox-templates/{id}/builds", e.listBuilds)
+	handle("POST /sandbox-templates/{id}/builds", e.idempotent(e.createBuild))
+}
+
+// ServeHTTP logs the request, authenticates it, applies a matching fault and
+// routes it.
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	if err != nil {
+		// The client went away mid-body: there is nobody to answer.
+		return
+	}
+	rel := strings.TrimPrefix(r.URL.Path, e.cfg.BasePath)
+	underBase := r.URL.Path == e.cfg.BasePath || strings.HasPrefix(r.URL.Path, e.cfg.BasePath+"/")
+	if !underBase {
+		rel = r.URL.Path
+	}
+	entry := e.log.add(r, rel, body)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { e.log.finish(entry, sw.status) }()
+	w = sw
+	w.Header().Set("X-Request-ID", entry.ID)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
+	switch {
+	case len(body) > maxRequestBody:
+		writeError(w, http.StatusRequestEntityTooLarge, "INVALID", fmt.Sprintf("request body exceeds %d bytes", maxRequestBody))
+		return
+	case !underBase:
+		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no route for %s %s: the API lives under %s", r.Method, r.URL.Path, e.cfg.BasePath))
+		return
+	}
+	if msg, ok := e.authenticate(r.Header.Get("Authorization")); !ok {
+		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", msg)
+		return
+	}
+	if f, ok := e.faults.take(r.Method, rel); ok {
+		e.applyFault(w, r, f)
+		return
+	}
+	e.route(w, r)
+}
+
+// route sends r to its endpoint, or answers 404 as the real API does for a
+// path it does not serve.
+func (e *Engine) route(w http.ResponseWriter, r *http.Request) {
+	// Handler only looks the route up; ServeHTTP also fills r's path values.
+	if _, pattern := e.mux.Handler(r); pattern == "" {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	e.mux.ServeHTTP(w, r)
+}
+
+func (e *Engine) authenticate(header string) (string, bool) {
+	scheme, key, ok := strings.Cut(header, " ")
+	switch {
+	case header == "":
+		return "missing Authorization header: send Authorization: Bearer msk_...", false
+	case !ok || !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(key, "msk_"):
+		return "invalid Authorization header: want Bearer msk_...", false
+	case e.cfg.APIKey != "" && key != e.cfg.APIKey:
+		return "invalid API key", false
+	}
+	return "", true
+}
+
+// Close ends every open readiness stream, pending delay and running local
+// command, and stops the timers that move resources along. It does not close
+// connections; the HTTP server that serves the engine does.
+func (e *Engine) Close() {
+	e.once.Do(func() {
+		e.closeNow()
+		e.mu.Lock()
+		e.closed = true
+		for t := range e.timers {
+			t.Stop()
+		}
+		clear(e.timers)
+		e.mu.Unlock()
+	})
+}
+
+// Cleanup removes what the engine left on disk (local shell directories).
+// Call it after the HTTP server has stopped, when no command can still run.
+func (e *Engine) Cleanup() error {
+	return e.shell.removeAll()
+}
+
+func (e *Engine) now() time.Time { return time.Now().UTC() }
+
+// after runs fn with e.mu held once d has passed, unless the engine closes
+// first. With d <= 0 it runs fn at once; the caller must already hold e.mu.
+func (e *Engine) after(d time.Duration, fn func()) {
+	if d <= 0 {
+		fn()
+		return
+	}
+	if e.closed {
+		return
+	}
+	var t *time.Timer
+	// The callback takes e.mu, which the caller holds, so t is assigned
+	// before the callback can read it.
+	t = time.AfterFunc(d, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		delete(e.timers, t)
+		if !e.closed {
+			fn()
+		}
+	})
+	e.timers[t] = struct{}{}
+}
+
+// statusWriter remembers the status written, for the request log, and
+// forwards flushing and hijacking to the connection's writer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

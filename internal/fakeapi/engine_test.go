@@ -1,0 +1,243 @@
+package fakeapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// do serves one request on e directly, without a network, so it works
+// inside a synctest bubble.
+func do(t *testing.T, e *Engine, method, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, "/api/v1"+path, r)
+	req.Header.Set("Authorization", "Bearer msk_test")
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	return rec
+}
+
+// data decodes the "data" member of a JSON answer.
+func data(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var body struct {
+		Data map[string]any `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), rec.Body.String())
+	return body.Data
+}
+
+func TestEngine_MachineBootsAfterExactlyTheBootDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := New(Config{BootDelay: 3 * time.Second})
+		defer e.Close()
+		created := do(t, e, "POST", "/computers", `{"name":"a"}`)
+		require.Equal(t, http.StatusCreated, created.Code)
+		id := data(t, created)["id"].(string)
+		assert.Equal(t, "creating", data(t, created)["status"])
+
+		time.Sleep(3*time.Second - time.Nanosecond)
+		assert.Equal(t, "creating", data(t, do(t, e, "GET", "/computers/"+id, ""))["status"])
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		got := data(t, do(t, e, "GET", "/computers/"+id, ""))
+		assert.Equal(t, "running", got["status"])
+		assert.NotEmpty(t, got["ip_address"])
+	})
+}
+
+func TestEngine_StopOvertakesABootInProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := New(Config{BootDelay: time.Second})
+		defer e.Close()
+		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+		require.Equal(t, http.StatusOK, do(t, e, "POST", "/computers/"+id+"/stop", "").Code)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, "stopped", data(t, do(t, e, "GET", "/computers/"+id, ""))["status"])
+	})
+}
+
+func TestEngine_BuildMovesQueuedBuildingSucceeded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := New(Config{BuildStepDelay: time.Second})
+		defer e.Close()
+		tpl := data(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"node"}}`))
+		tplID := tpl["id"].(string)
+		assert.Equal(t, "pending", tpl["status"])
+		b := data(t, do(t, e, "POST", "/sandbox-templates/"+tplID+"/builds", `{}`))
+		assert.Equal(t, "queued", b["status"])
+		assert.Nil(t, b["started_at"])
+
+		statusAt := func() string {
+			var list struct {
+				Data []map[string]any `json:"data"`
+			}
+			rec := do(t, e, "GET", "/sandbox-templates/"+tplID+"/builds", "")
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &list))
+			require.Len(t, list.Data, 1)
+			return list.Data[0]["status"].(string)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.Equal(t, "building", statusAt())
+		time.Sleep(time.Second)
+		synctest.Wait()
+		assert.Equal(t, "succeeded", statusAt())
+		got := data(t, do(t, e, "GET", "/sandbox-templates/"+tplID, ""))
+		assert.Equal(t, "ready", got["status"])
+		assert.Contains(t, got["image_ref"], tplID)
+	})
+}
+
+// streamUntilDone serves the readiness stream of id in the bubble and
+// returns what it wrote once the handler has returned.
+func streamUntilDone(t *testing.T, e *Engine, ctx context.Context, id string) (*httptest.ResponseRecorder, <-chan struct{}) {
+	req := httptest.NewRequestWithContext(ctx, "GET", "/api/v1/sandboxes/"+id+"/readiness/stream", nil)
+	req.Header.Set("Authorization", "Bearer msk_test")
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.ServeHTTP(rec, req)
+	}()
+	return rec, done
+}
+
+func TestEngine_StreamSendsHeartbeatsThenReadyTheMomentItBoots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := New(Config{BootDelay: 3500 * time.Millisecond, HeartbeatInterval: time.Second})
+		defer e.Close()
+		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+		start := time.Now()
+		rec, done := streamUntilDone(t, e, t.Context(), id)
+		<-done
+		assert.Equal(t, 3500*time.Millisecond, time.Since(start), "ready is sent when the machine boots")
+		assert.Equal(t, "text/event-stream", rec.Header().Get("Content-Type"))
+		body := rec.Body.String()
+		assert.Equal(t, 4, strings.Count(body, ": keepalive\n\n"), body)
+		assert.Contains(t, body, "event: ready\ndata: {\"ready_at\":\"")
+		assert.True(t, strings.HasSuffix(body, "\"}\n\n"), body)
+	})
+}
+
+func TestEngine_StreamTimesOutAfterTheConfiguredLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := New(Config{BootDelay: time.Hour, StreamTimeout: 30 * time.Second, HeartbeatInterval: 10 * time.Second})
+		defer e.Close()
+		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+		start := time.Now()
+		rec, done := streamUntilDone(t, e, t.Context(), id)
+		<-done
+		assert.Equal(t, 30*time.Second, time.Since(start))
+		assert.True(t, strings.HasSuffix(rec.Body.String(),
+			"event: timeout\ndata: {\"reason\":\"not_ready_after_30s\"}\n\n"), rec.Body.String())
+	})
+}
+
+func TestEngine_StreamEndsWhenTheClientGoesAwayOrTheEngineCloses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(cancel context.CancelFunc, e *Engine)
+	}{
+		{"client gone", func(cancel context.CancelFunc, _ *Engine) { cancel() }},
+		{"engine closed", func(_ context.CancelFunc, e *Engine) { e.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := New(Config{BootDelay: time.Hour, StreamTimeout: time.Hour})
+				defer e.Close()
+				id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				rec, done := streamUntilDone(t, e, ctx, id)
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				tc.end(cancel, e)
+				<-done
+				assert.NotContains(t, rec.Body.String(), "event:")
+			})
+		})
+	}
+}
+
+func TestEngine_StreamFaultsWithholdTheVerdict(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := New(Config{StreamTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond})
+		defer e.Close()
+		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string) // running at once
+
+		ctx := withStreamFault(t.Context(), StreamEndWithoutVerdict)
+		rec, done := streamUntilDone(t, e, ctx, id)
+		<-done
+		assert.Equal(t, ": keepalive\n\n", rec.Body.String())
+
+		ctx, cancel := context.WithCancel(withStreamFault(t.Context(), StreamStall))
+		rec, done = streamUntilDone(t, e, ctx, id)
+		time.Sleep(time.Minute) // far past the stream's own timeout
+		synctest.Wait()
+		cancel()
+		<-done
+		assert.NotContains(t, rec.Body.String(), "event:")
+		assert.Greater(t, strings.Count(rec.Body.String(), ": keepalive"), 500)
+	})
+}
+
+func TestEngine_TimersStopWhenTheEngineCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := New(Config{BootDelay: time.Hour, BuildStepDelay: time.Hour})
+		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+		tpl := data(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"go"}}`))
+		do(t, e, "POST", "/sandbox-templates/"+tpl["id"].(string)+"/builds", "")
+		e.Close()
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		status, _ := e.Status(id)
+		assert.Equal(t, "creating", status)
+	})
+}
+
+func TestMatchPath_MatchesSegmentBySegment(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"/computers", "/computers", true},
+		{"/computers", "/computers/", true},
+		{"/computers/*", "/computers/cmp_1", true},
+		{"/computers/*", "/computers", false},
+		{"/computers/*/exec", "/computers/cmp_1/exec", true},
+		{"/computers/*/exec", "/computers/cmp_1/exec/python", false},
+		{"/computers/*/exec", "/computers/cmp_1/start", false},
+		{"/sandboxes/*/readiness/stream", "/sandboxes/x/readiness/stream", true},
+	} {
+		assert.Equal(t, tc.want, matchPath(tc.pattern, tc.path), "%s vs %s", tc.pattern, tc.path)
+	}
+}
+
+func TestEchoArgs_RemovesQuotesAndJoinsWords(t *testing.T) {
+	for in, want := range map[string]string{
+		" hi":                   "hi",
+		"  a   b ":              "a b",
+		` "hello world"`:        "hello world",
+		` 'it''s' x`:            "its x",
+		` a"b c"d`:              "ab cd",
+		"":                      "",
+		` "$HOME" not-expanded`: "$HOME not-expanded",
+	} {
+		assert.Equal(t, want, echoArgs(in), "echo%s", in)
+	}
+}

@@ -1,0 +1,232 @@
+package fakeapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ExecRequest is one exec call as the handler sees it.
+type ExecRequest struct {
+	// ComputerID is the machine the command was sent to.
+	ComputerID string
+	// Python is true for POST /computers/{id}/exec/python; Code then holds
+	// the source and Command is empty.
+	Python  bool
+	Command string
+	Code    string
+	// Timeout is the request's "timeout" (milliseconds on the wire); zero
+	// when absent.
+	Timeout    time.Duration
+	WorkingDir string
+	Env        map[string]string
+}
+
+// ExecResult is what an exec call answers. Output defaults to Stdout
+// followed by Stderr.
+type ExecResult struct {
+	Output   string
+	Stdout   string
+	Stderr   string
+	ExitCode int
+}
+
+// ExecFunc computes the result of exec calls that no exact registration
+// matches.
+type ExecFunc func(ctx context.Context, req ExecRequest) ExecResult
+
+// execRegistry holds the results registered per command and per Python
+// source, and the fallback function.
+type execRegistry struct {
+	mu       sync.Mutex
+	commands map[string]ExecResult
+	python   map[string]ExecResult
+	fallback ExecFunc
+}
+
+// HandleExec makes every shell exec of exactly command answer res.
+func (e *Engine) HandleExec(command string, res ExecResult) {
+	e.execs.mu.Lock()
+	defer e.execs.mu.Unlock()
+	if e.execs.commands == nil {
+		e.execs.commands = map[string]ExecResult{}
+	}
+	e.execs.commands[command] = res
+}
+
+// HandlePython makes every Python exec of exactly code answer res.
+func (e *Engine) HandlePython(code string, res ExecResult) {
+	e.execs.mu.Lock()
+	defer e.execs.mu.Unlock()
+	if e.execs.python == nil {
+		e.execs.python = map[string]ExecResult{}
+	}
+	e.execs.python[code] = res
+}
+
+// HandleExecFunc makes fn answer every exec (shell or Python) that no exact
+// registration matches; nil restores the default.
+func (e *Engine) HandleExecFunc(fn ExecFunc) {
+	e.execs.mu.Lock()
+	defer e.execs.mu.Unlock()
+	e.execs.fallback = fn
+}
+
+// lookup returns the exact registration for req, or the fallback.
+func (x *execRegistry) lookup(req ExecRequest) (ExecResult, ExecFunc, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	table, key := x.commands, req.Command
+	if req.Python {
+		table, key = x.python, req.Code
+	}
+	if res, ok := table[key]; ok {
+		return res, nil, true
+	}
+	return ExecResult{}, x.fallback, false
+}
+
+func (e *Engine) execShell(w http.ResponseWriter, r *http.Request)  { e.exec(w, r, false) }
+func (e *Engine) execPython(w http.ResponseWriter, r *http.Request) { e.exec(w, r, true) }
+
+// exec serves POST /computers/{id}/exec and /exec/python: 409 NOT_RUNNING
+// unless the machine runs; otherwise the registered result, the fallback
+// function's, the local shell's, or the default.
+func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
+	fields, ok := decodeFields(w, r)
+	if !ok {
+		return
+	}
+	req := ExecRequest{ComputerID: r.PathValue("id"), Python: python}
+	var timeoutMS int64
+	source, what := &req.Command, "command"
+	if python {
+		source, what = &req.Code, "code"
+	}
+	for _, f := range []struct {
+		name string
+		dst  any
+		want string
+	}{
+		{what, source, "a string"}, {"timeout", &timeoutMS, "an integer number of milliseconds"},
+		{"working_dir", &req.WorkingDir, "a string"}, {"env", &req.Env, "an object of strings"},
+	} {
+		if _, ok := field(w, fields, f.name, f.dst, f.want); !ok {
+			return
+		}
+	}
+	switch {
+	case strings.TrimSpace(*source) == "":
+		invalid(w, "%s is required", what)
+		return
+	case timeoutMS < 0:
+		invalid(w, "timeout must not be negative")
+		return
+	}
+	req.Timeout = time.Duration(timeoutMS) * time.Millisecond
+
+	e.mu.Lock()
+	m := e.machines[req.ComputerID]
+	status := ""
+	if m != nil {
+		status = m.status
+	}
+	e.mu.Unlock()
+	switch {
+	case m == nil:
+		notFound(w, "computer", req.ComputerID)
+		return
+	case status != statusRunning:
+		writeError(w, http.StatusConflict, "NOT_RUNNING", fmt.Sprintf("computer %s is %s, not running", req.ComputerID, status))
+		return
+	}
+
+	ctx, cancel := e.requestContext(r)
+	defer cancel()
+	res, fallback, found := e.execs.lookup(req)
+	switch {
+	case found:
+	case fallback != nil:
+		res = fallback(ctx, req)
+	case e.cfg.LocalShell:
+		res = e.shell.run(ctx, req)
+	default:
+		res = defaultExec(req)
+	}
+	switch {
+	case r.Context().Err() != nil:
+		return // the client is gone; there is nobody to answer
+	case e.closeCtx.Err() != nil:
+		// The server shut down under the command: no answer, as when a
+		// real machine goes away mid-command.
+		dropConnection(w)
+		return
+	}
+	if res.Output == "" {
+		res.Output = res.Stdout + res.Stderr
+	}
+	writeData(w, http.StatusOK, map[string]any{
+		"output": res.Output, "stdout": res.Stdout, "stderr": res.Stderr,
+		"exit_code": res.ExitCode, "success": res.ExitCode == 0,
+	})
+}
+
+// requestContext is r's context, also cancelled when the engine closes.
+func (e *Engine) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(e.closeCtx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// defaultExec answers a command nobody registered: "echo" prints its
+// arguments; anything else fails with 127, as a shell does for a command it
+// cannot find, with a hint on how to register one.
+func defaultExec(req ExecRequest) ExecResult {
+	if req.Python {
+		return ExecResult{ExitCode: 1, Stderr: "miosatest: no result registered for this Python code; " +
+			"register one with HandlePython or HandleExecFunc, or enable the local shell\n"}
+	}
+	cmd := strings.TrimSpace(req.Command)
+	if cmd == "echo" || strings.HasPrefix(cmd, "echo ") {
+		return ExecResult{Stdout: echoArgs(strings.TrimPrefix(cmd, "echo")) + "\n"}
+	}
+	name, _, _ := strings.Cut(cmd, " ")
+	return ExecResult{ExitCode: 127, Stderr: fmt.Sprintf("sh: 1: %s: not found "+
+		"(miosatest: register a result with HandleExec or HandleExecFunc, or enable the local shell)\n", name)}
+}
+
+// echoArgs joins echo's arguments with single spaces, removing the quotes a
+// shell would remove. It does not expand variables or escapes.
+func echoArgs(args string) string {
+	var (
+		words []string
+		cur   strings.Builder
+		quote rune
+		inArg bool
+	)
+	for _, c := range args {
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(c)
+		case c == '\'' || c == '"':
+			quote, inArg = c, true
+		case c == ' ' || c == '\t':
+			if inArg {
+				words, inArg = append(words, cur.String()), false
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(c)
+			inArg = true
+		}
+	}
+	if inArg {
+		words = append(words, cur.String())
+	}
+	return strings.Join(words, " ")
+}

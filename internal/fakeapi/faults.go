@@ -1,0 +1,261 @@
+package fakeapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Drop says when a faulted request's connection is cut.
+type Drop int
+
+const (
+	// DropNone answers normally.
+	DropNone Drop = iota
+	// DropBeforeAct closes the connection without acting on the request.
+	DropBeforeAct
+	// DropAfterAct acts on the request, then closes the connection without
+	// answering: the client cannot know that it succeeded.
+	DropAfterAct
+)
+
+// Fault is a misbehaviour applied to the next requests that match it.
+type Fault struct {
+	// Method matches the request method; "" matches any.
+	Method string
+	// Path matches the path relative to the base path, segment by segment;
+	// "*" matches any one segment. "" matches any path.
+	Path string
+	// Times is how many matching requests the fault applies to: 0 means
+	// one, a negative number every one until the faults are cleared.
+	Times int
+	// Delay holds the request this long before anything else happens.
+	Delay time.Duration
+	// Status answers with this status, without acting, when non-zero.
+	Status int
+	// Body is the answer's body; empty means the error envelope with a
+	// code that fits Status.
+	Body []byte
+	// RetryAfter, when positive, is sent as a Retry-After header, in whole
+	// seconds rounded up.
+	RetryAfter time.Duration
+	// Header is added to the answer.
+	Header http.Header
+	// Drop cuts the connection instead of answering.
+	Drop Drop
+	// Stream changes the readiness stream; it applies only to
+	// GET /sandboxes/{id}/readiness/stream.
+	Stream StreamFault
+}
+
+// streamPath is the readiness stream's pattern, the default path of a
+// stream fault.
+const streamPath = "/sandboxes/*/readiness/stream"
+
+// Validate reports what is wrong with f, and fills in what a stream fault
+// implies.
+func (f *Fault) Validate() error {
+	actions := 0
+	for _, set := range []bool{f.Status != 0, f.Drop != DropNone, f.Stream != StreamNormal} {
+		if set {
+			actions++
+		}
+	}
+	switch {
+	case actions > 1:
+		return errors.New("a fault sets at most one of Status, Drop and Stream")
+	case actions == 0 && f.Delay <= 0:
+		return errors.New("a fault needs a Status, Drop, Stream or Delay")
+	case f.Status != 0 && (f.Status < 100 || f.Status > 599):
+		return fmt.Errorf("fault status %d is not an HTTP status", f.Status)
+	case f.Delay < 0 || f.RetryAfter < 0:
+		return errors.New("fault Delay and RetryAfter must not be negative")
+	case f.Path != "" && !strings.HasPrefix(f.Path, "/"):
+		return fmt.Errorf("fault path %q must start with /, relative to the base URL (e.g. /computers/*/exec)", f.Path)
+	case f.Drop < DropNone || f.Drop > DropAfterAct || f.Stream < StreamNormal || f.Stream > StreamEndWithoutVerdict:
+		return errors.New("unknown Drop or Stream value")
+	}
+	if f.Stream != StreamNormal {
+		if f.Path == "" {
+			f.Path = streamPath
+		}
+		if !matchPath(streamPath, f.Path) {
+			return fmt.Errorf("a stream fault applies to %s, not %s", streamPath, f.Path)
+		}
+	}
+	return nil
+}
+
+// faultList holds the injected faults, first injected first matched.
+type faultList struct {
+	mu     sync.Mutex
+	faults []*pendingFault
+}
+
+type pendingFault struct {
+	Fault
+	left int // < 0: unlimited
+}
+
+// Inject adds f after validating it.
+func (e *Engine) Inject(f Fault) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	f.Body = bytes.Clone(f.Body)
+	f.Header = f.Header.Clone()
+	left := f.Times
+	if left == 0 {
+		left = 1
+	}
+	e.faults.mu.Lock()
+	defer e.faults.mu.Unlock()
+	e.faults.faults = append(e.faults.faults, &pendingFault{Fault: f, left: left})
+	return nil
+}
+
+// ClearFaults removes every fault not yet used up.
+func (e *Engine) ClearFaults() {
+	e.faults.mu.Lock()
+	defer e.faults.mu.Unlock()
+	e.faults.faults = nil
+}
+
+// take returns the first fault matching the request and counts it used.
+func (l *faultList) take(method, path string) (Fault, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, f := range l.faults {
+		if f.Method != "" && !strings.EqualFold(f.Method, method) {
+			continue
+		}
+		if f.Stream != StreamNormal && method != http.MethodGet {
+			continue
+		}
+		if f.Path != "" && !matchPath(f.Path, path) {
+			continue
+		}
+		if f.left > 0 {
+			f.left--
+			if f.left == 0 {
+				l.faults = append(l.faults[:i:i], l.faults[i+1:]...)
+			}
+		}
+		return f.Fault, true
+	}
+	return Fault{}, false
+}
+
+// matchPath reports whether path matches pattern segment by segment, "*"
+// matching any one segment.
+func matchPath(pattern, path string) bool {
+	ps := strings.Split(strings.Trim(pattern, "/"), "/")
+	xs := strings.Split(strings.Trim(path, "/"), "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if ps[i] != "*" && ps[i] != xs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// applyFault carries out f on a request that matched it.
+func (e *Engine) applyFault(w http.ResponseWriter, r *http.Request, f Fault) {
+	if f.Delay > 0 {
+		t := time.NewTimer(f.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-e.closing:
+			// A server shutting down answers nothing to what it held.
+			t.Stop()
+			dropConnection(w)
+			return
+		}
+	}
+	for k, vs := range f.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	switch {
+	case f.Status != 0:
+		writeFaultAnswer(w, f)
+	case f.Drop == DropBeforeAct:
+		dropConnection(w)
+	case f.Drop == DropAfterAct:
+		// The answer goes nowhere: the request is acted on, then the
+		// connection is cut as if the answer had been lost on the way.
+		e.route(httptest.NewRecorder(), r)
+		dropConnection(w)
+	case f.Stream != StreamNormal:
+		e.route(w, r.WithContext(withStreamFault(r.Context(), f.Stream)))
+	default:
+		e.route(w, r)
+	}
+}
+
+func writeFaultAnswer(w http.ResponseWriter, f Fault) {
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+	}
+	body := f.Body
+	if len(body) == 0 {
+		body = errorBody(codeFor(f.Status), "injected fault: "+http.StatusText(f.Status))
+	}
+	if json.Valid(body) {
+		w.Header().Set("Content-Type", "application/json")
+	} else {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	w.WriteHeader(f.Status)
+	_, _ = w.Write(body)
+}
+
+// codeFor is the error code the API uses for a status.
+func codeFor(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return "INVALID"
+	case http.StatusUnauthorized:
+		return "UNAUTHORIZED"
+	case http.StatusPaymentRequired:
+		return "INSUFFICIENT_CREDITS"
+	case http.StatusForbidden:
+		return "FORBIDDEN"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "CONFLICT"
+	case http.StatusTooManyRequests:
+		return "RATE_LIMITED"
+	}
+	if status >= 500 {
+		return "INTERNAL"
+	}
+	return ""
+}
+
+// dropConnection closes the client's connection without a response. Over
+// HTTP/1 the connection is hijacked and closed; where hijacking is not
+// possible (HTTP/2) the handler aborts, which resets the stream.
+func dropConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+}

@@ -1,0 +1,107 @@
+package fakeapi
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Request is one request as the engine received it.
+type Request struct {
+	// Seq numbers requests from 1 in the order they arrived.
+	Seq int
+	// ID is the X-Request-ID the engine answered with.
+	ID     string
+	Method string
+	// Path is relative to the base path, e.g. "/computers/cmp_1/exec".
+	Path   string
+	Query  url.Values
+	Header http.Header
+	Body   []byte
+	// Status is the status answered; 0 while the request is still being
+	// served, or when its connection was dropped.
+	Status int
+	// Time is when the request arrived.
+	Time time.Time
+}
+
+// requestLog keeps every request in arrival order.
+type requestLog struct {
+	mu      sync.Mutex
+	last    int // the last sequence number handed out
+	entries []*Request
+}
+
+func (l *requestLog) add(r *http.Request, rel string, body []byte) *Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(body) == 0 {
+		body = nil
+	}
+	l.last++
+	entry := &Request{
+		Seq:    l.last,
+		ID:     fmt.Sprintf("req_%06d", l.last),
+		Method: r.Method,
+		Path:   rel,
+		Query:  r.URL.Query(),
+		Header: r.Header.Clone(),
+		Body:   bytes.Clone(body),
+		Time:   time.Now(),
+	}
+	l.entries = append(l.entries, entry)
+	return entry
+}
+
+func (l *requestLog) finish(entry *Request, status int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	entry.Status = status
+}
+
+// Requests returns a copy of every request received so far, oldest first.
+func (e *Engine) Requests() []Request {
+	return e.log.snapshot("", "")
+}
+
+// RequestsTo returns the requests whose method and path match, with the
+// fault path syntax ("*" matches one segment); "" matches anything.
+func (e *Engine) RequestsTo(method, path string) []Request {
+	return e.log.snapshot(method, path)
+}
+
+// ResetRequests forgets every request logged so far. Sequence numbers go on
+// from where they were.
+func (e *Engine) ResetRequests() {
+	e.log.mu.Lock()
+	defer e.log.mu.Unlock()
+	e.log.entries = e.log.entries[:0:0]
+}
+
+func (l *requestLog) snapshot(method, path string) []Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Request, 0, len(l.entries))
+	for _, entry := range l.entries {
+		if method != "" && !strings.EqualFold(method, entry.Method) {
+			continue
+		}
+		if path != "" && !matchPath(path, entry.Path) {
+			continue
+		}
+		c := *entry
+		c.Query = cloneValues(entry.Query)
+		c.Header = entry.Header.Clone()
+		c.Body = bytes.Clone(entry.Body)
+		out = append(out, c)
+	}
+	return out
+}
+
+func cloneValues(v url.Values) url.Values {
+	return url.Values(http.Header(v).Clone())
+}

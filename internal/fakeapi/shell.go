@@ -1,0 +1,156 @@
+package fakeapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+const (
+	// defaultExecTimeout bounds a local command whose request set none.
+	defaultExecTimeout = 60 * time.Second
+	// defaultWorkingDir is the server's default working directory, here
+	// taken inside the machine's own directory.
+	defaultWorkingDir = "/home/user"
+	// exitTimedOut is the exit code of a command killed at its timeout, as
+	// timeout(1) reports it.
+	exitTimedOut = 124
+	exitNotFound = 127
+)
+
+// localShell runs exec requests on this host: one temporary directory per
+// machine, created on first use and removed by removeAll. It is not a
+// sandbox: commands run as the test process's user, with its environment.
+type localShell struct {
+	mu   sync.Mutex
+	root string
+}
+
+// dir returns the directory for one machine and working_dir, created if
+// needed, and the machine's home. working_dir is taken relative to the
+// machine's directory, whether it is written absolute or not, and cannot
+// climb out of it.
+func (s *localShell) dir(machineID, workingDir string) (dir, home string, err error) {
+	s.mu.Lock()
+	if s.root == "" {
+		root, err := os.MkdirTemp("", "miosatest-shell-")
+		if err != nil {
+			s.mu.Unlock()
+			return "", "", err
+		}
+		s.root = root
+	}
+	root := s.root
+	s.mu.Unlock()
+	if workingDir == "" {
+		workingDir = defaultWorkingDir
+	}
+	dir = filepath.Join(root, machineID, filepath.Clean("/"+workingDir))
+	home = filepath.Join(root, machineID, defaultWorkingDir)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return "", "", err
+	}
+	return dir, home, os.MkdirAll(dir, 0o755)
+}
+
+// removeAll deletes every machine's directory.
+func (s *localShell) removeAll() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root == "" {
+		return nil
+	}
+	err := os.RemoveAll(s.root)
+	s.root = ""
+	return err
+}
+
+// lockedBuffer collects the combined output of stdout and stderr, written
+// from two goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// teeWriter writes to its own buffer and the shared combined one.
+type teeWriter struct {
+	own      bytes.Buffer
+	combined *lockedBuffer
+}
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	t.own.Write(p)
+	return t.combined.Write(p)
+}
+
+// run executes req with /bin/sh -c (or python3 -c) in the machine's
+// directory, with the request's env added to this process's, killed at the
+// request's timeout (exit code 124) or when ctx ends.
+func (s *localShell) run(ctx context.Context, req ExecRequest) ExecResult {
+	dir, home, err := s.dir(req.ComputerID, req.WorkingDir)
+	if err != nil {
+		return ExecResult{ExitCode: 1, Stderr: fmt.Sprintf("miosatest: preparing the working directory: %v\n", err)}
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = defaultExecTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var cmd *exec.Cmd
+	if req.Python {
+		cmd = exec.CommandContext(ctx, "python3", "-c", req.Code)
+	} else {
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", req.Command)
+	}
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+home, "PWD="+dir)
+	for k, v := range req.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	killWholeGroup(cmd)
+	// A child that escaped the group and keeps the pipes open must not
+	// keep the answer waiting once the command itself was killed.
+	cmd.WaitDelay = time.Second
+	combined := &lockedBuffer{}
+	stdout, stderr := &teeWriter{combined: combined}, &teeWriter{combined: combined}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+
+	err = cmd.Run()
+	res := ExecResult{Stdout: stdout.own.String(), Stderr: stderr.own.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case ctx.Err() == context.DeadlineExceeded:
+		res.ExitCode = exitTimedOut
+		msg := fmt.Sprintf("miosatest: command timed out after %s\n", timeout)
+		res.Stderr += msg
+		combined.Write([]byte(msg))
+	case errors.As(err, &exitErr) && exitErr.ExitCode() >= 0:
+		res.ExitCode = exitErr.ExitCode()
+	case errors.Is(err, exec.ErrNotFound):
+		res.ExitCode = exitNotFound
+		msg := fmt.Sprintf("miosatest: %v\n", err)
+		res.Stderr += msg
+		combined.Write([]byte(msg))
+	default:
+		res.ExitCode = 1
+		msg := fmt.Sprintf("miosatest: %v\n", err)
+		res.Stderr += msg
+		combined.Write([]byte(msg))
+	}
+	res.Output = combined.buf.String()
+	return res
+}

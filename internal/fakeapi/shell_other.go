@@ -1,0 +1,9 @@
+//go:build !unix
+
+package fakeapi
+
+import "os/exec"
+
+// killWholeGroup leaves cmd as it is: without process groups only the
+// command itself is killed, and WaitDelay bounds the wait for its children.
+func killWholeGroup(cmd *exec.Cmd) {}

@@ -1,0 +1,16 @@
+//go:build unix
+
+package fakeapi
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// killWholeGroup runs cmd in a process group of its own and makes its
+// cancellation kill the whole group, so a command's children (sh -c "sleep
+// 30") do not outlive it and hold its output open.
+func killWholeGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+}

@@ -1,0 +1,118 @@
+package fakeapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// StreamFault changes how the readiness stream behaves, for fault tests.
+type StreamFault int
+
+const (
+	// StreamNormal is the stream as the server sends it.
+	StreamNormal StreamFault = iota
+	// StreamStall sends headers and heartbeats but never a verdict, until
+	// the client goes away or the server closes.
+	StreamStall
+	// StreamEndWithoutVerdict sends headers and one heartbeat, then ends the
+	// response cleanly without a verdict.
+	StreamEndWithoutVerdict
+)
+
+type streamFaultKey struct{}
+
+// withStreamFault marks r's context with the stream fault to apply.
+func withStreamFault(ctx context.Context, f StreamFault) context.Context {
+	return context.WithValue(ctx, streamFaultKey{}, f)
+}
+
+func streamFaultOf(ctx context.Context) StreamFault {
+	f, _ := ctx.Value(streamFaultKey{}).(StreamFault)
+	return f
+}
+
+// readinessStream serves GET /sandboxes/{id}/readiness/stream as
+// server-sent events: "event: ready" the moment the machine runs (at once if
+// it already does), "event: timeout" when the engine's own wait expires, and
+// ": keepalive" comments in between. Every frame is flushed as it is
+// written. The handler returns when the client goes away or the engine
+// closes.
+func (e *Engine) readinessStream(w http.ResponseWriter, r *http.Request) {
+	if e.cfg.NoReadinessStream {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	id := r.PathValue("id")
+	e.mu.Lock()
+	m := e.machines[id]
+	var ready chan struct{}
+	if m != nil {
+		ready = m.ready
+	}
+	e.mu.Unlock()
+	if m == nil {
+		notFound(w, "sandbox", id)
+		return
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(frame string) bool {
+		if _, err := fmt.Fprint(w, frame); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send(": keepalive\n\n") {
+		return
+	}
+
+	fault := streamFaultOf(r.Context())
+	if fault == StreamEndWithoutVerdict {
+		return
+	}
+	var timeout <-chan time.Time
+	if fault == StreamStall {
+		ready = nil // never delivers
+	} else {
+		t := time.NewTimer(e.cfg.StreamTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	heartbeat := time.NewTicker(e.cfg.HeartbeatInterval)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ready:
+			e.mu.Lock()
+			readyAt := m.readyAt
+			e.mu.Unlock()
+			if readyAt.IsZero() {
+				// It ran and stopped again before this frame: the moment it
+				// was ready is gone, but it was ready.
+				readyAt = e.now()
+			}
+			send("event: ready\ndata: " + string(readyEvent(readyAt)) + "\n\n")
+			return
+		case <-timeout:
+			reason, _ := json.Marshal(map[string]string{"reason": "not_ready_after_" + e.cfg.StreamTimeout.String()})
+			send("event: timeout\ndata: " + string(reason) + "\n\n")
+			return
+		case <-heartbeat.C:
+			if !send(": keepalive\n\n") {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-e.closing:
+			return
+		}
+	}
+}

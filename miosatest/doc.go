@@ -1,0 +1,66 @@
+// Package miosatest is a fake MIOSA API for tests: what net/http/httptest is
+// to net/http, this package is to miosa.
+//
+// NewServer starts an in-memory, stateful implementation of every endpoint
+// of the API (computers, sandboxes, the readiness stream, templates and
+// builds, exec) on a loopback address and stops it when the test ends.
+// Machines boot ("creating" → "running") after a short delay, the readiness
+// stream is real server-sent events, create calls honour Idempotency-Key
+// like a careful server, and errors use the API's error envelope. On top of
+// that it records every request, answers exec calls with results you
+// register, and injects faults on demand.
+//
+// A test of your own code, copy-paste ready:
+//
+//	func TestProvisioner_CreatesOneSandbox(t *testing.T) {
+//		srv := miosatest.NewServer(t)
+//		srv.HandleExec("node --version", miosatest.ExecResult{Stdout: "v20.11.0\n"})
+//		client := srv.Client()
+//
+//		sb, err := client.Computers.Create(t.Context(), miosa.ComputerCreateParams{
+//			Name: "ci", TemplateType: miosa.DefaultSandboxTemplate,
+//		})
+//		require.NoError(t, err)
+//		_, err = client.Computers.WaitForStatus(t.Context(), sb.ID, miosa.StatusRunning,
+//			miosa.WaitOptions{PollInterval: 5 * time.Millisecond})
+//		require.NoError(t, err)
+//		res, err := client.Exec.Run(t.Context(), sb.ID, miosa.ExecParams{Command: "node --version"})
+//		require.NoError(t, err)
+//		assert.Equal(t, "v20.11.0\n", res.Stdout)
+//
+//		creates := srv.RequestsTo("POST", "/computers")
+//		require.Len(t, creates, 1)
+//		assert.NotEmpty(t, creates[0].IdempotencyKey())
+//		assert.JSONEq(t, `{"name":"ci","template_type":"miosa-sandbox"}`, string(creates[0].Body))
+//	}
+//
+// # Faults
+//
+// Inject makes the next matching requests fail: with a status (and a
+// Retry-After header or any body), by dropping the connection before or
+// after the server acted, after a delay, or, for the readiness stream, by
+// stalling or ending without a verdict:
+//
+//	srv.Inject(miosatest.Fault{Method: "POST", Path: "/computers", Drop: miosatest.DropAfterAct})
+//	srv.Inject(miosatest.Fault{Path: "/computers/*", Status: 503, RetryAfter: time.Second, Times: 2})
+//	srv.Inject(miosatest.Fault{Stream: miosatest.StreamStall})
+//
+// # Exec
+//
+// HandleExec and HandlePython register results per exact command or code;
+// HandleExecFunc answers the rest. Without them, "echo ..." echoes and any
+// other command exits 127. WithLocalShell runs commands for real on this
+// machine, in a temporary directory per computer; it is not isolated.
+//
+// # Fake time
+//
+// With WithInMemoryNetwork the server and its clients talk over in-memory
+// pipes, so a test that starts the server inside testing/synctest.Test sees
+// every delay of the fake (boot, builds, the readiness stream's heartbeats
+// and 30 s timeout) pass in the bubble's fake time, instantly and exactly.
+//
+// # Outside tests
+//
+// Start runs the same server without a testing.TB, for examples and local
+// tools; Close stops it.
+package miosatest
