@@ -9,16 +9,21 @@ import (
 	"time"
 
 	"github.com/miosa-ai/miosa-go"
+	"github.com/miosa-ai/miosa-go/miosatest"
 )
 
 // A template turns a build spec into a reusable sandbox image: validate the
 // spec, define the template, build it, and wait for the build.
 func ExampleSandboxTemplatesService() {
-	ctx := context.Background()
-	client, err := miosa.NewClient("") // reads MIOSA_API_KEY
+	// The fake stands in for the API here; with a real account,
+	// client, err := miosa.NewClient("") reads MIOSA_API_KEY.
+	srv, err := miosatest.Start(miosatest.WithBuildStepDelay(0))
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer srv.Close()
+	client := srv.Client()
+	ctx := context.Background()
 
 	spec := miosa.BuildSpec{"runtime": "node", "version": "20", "packages": []string{"curl"}}
 	verdict, err := client.SandboxTemplates.Validate(ctx, spec)
@@ -51,4 +56,5 @@ func ExampleSandboxTemplatesService() {
 		log.Fatal(err)
 	}
 	fmt.Println("template", tpl.Name, "build", build.Status)
+	// Output: template node20 build succeeded
 }

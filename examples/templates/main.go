@@ -1,0 +1,88 @@
+// Command templates defines a reusable sandbox image and uses it: it reads
+// the build-spec schema, validates a spec, creates a template, builds it,
+// waits for the build, and creates a sandbox from the template.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/miosa-ai/miosa-go"
+	"github.com/miosa-ai/miosa-go/examples/internal/connect"
+)
+
+func main() {
+	client, done, err := connect.Client()
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = run(client)
+	done()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(client *miosa.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	schema, err := client.SandboxTemplates.BuildSpecSchema(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("build-spec schema: %d bytes of JSON Schema\n", len(schema))
+
+	spec := miosa.BuildSpec{"runtime": "node", "version": "20", "packages": []string{"curl"}}
+	verdict, err := client.SandboxTemplates.Validate(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if !verdict.Valid {
+		return fmt.Errorf("build spec rejected: %v", verdict.Errors)
+	}
+	fmt.Println("build spec is valid")
+
+	tpl, err := client.SandboxTemplates.Create(ctx, miosa.SandboxTemplateCreateParams{
+		Name:        "node20-curl",
+		Description: "Node 20 with curl",
+		BuildSpec:   spec,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("created template %s (%s)\n", tpl.ID, tpl.Name)
+
+	build, err := client.SandboxTemplates.CreateBuild(ctx, tpl.ID, miosa.TemplateBuildCreateParams{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("build %s started (%s)\n", build.ID, build.Status)
+
+	// Real builds take minutes; polling every 2 s (the default) is plenty
+	// there. The fake builds in milliseconds.
+	build, err = client.SandboxTemplates.WaitForBuild(ctx, tpl.ID, build.ID, miosa.WaitOptions{PollInterval: 100 * time.Millisecond})
+	var failed *miosa.BuildFailedError
+	if errors.As(err, &failed) {
+		return fmt.Errorf("build failed (log: %s): %w", failed.Build.LogURL, err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("build %s finished: %s\n", build.ID, build.Status)
+
+	sb, err := client.Sandboxes.Create(ctx, miosa.ComputerCreateParams{Name: "from-template", TemplateType: tpl.ID})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := client.Sandboxes.Delete(context.WithoutCancel(ctx), sb.ID); err != nil {
+			log.Printf("deleting %s: %v", sb.ID, err)
+		}
+	}()
+	fmt.Printf("sandbox %s created from template %s\n", sb.ID, sb.TemplateType)
+	return nil
+}
