@@ -44,15 +44,16 @@ func (s *SandboxesService) Get(ctx context.Context, id string, opts ...Option) (
 }
 
 // List returns the caller's sandboxes: it lists computers (GET /computers,
-// following the server's pages when it sends pagination meta) and keeps
-// those whose template_type is DefaultSandboxTemplate, because the server
-// has no sandbox filter of its own.
+// the server's first page) and keeps those whose template_type is
+// DefaultSandboxTemplate, because the server has no sandbox filter of its
+// own. To walk every page, filter Computers.All the same way.
 func (s *SandboxesService) List(ctx context.Context, opts ...Option) ([]Sandbox, error) {
+	computers, err := s.client.Computers.List(ctx, ComputerListParams{}, opts...)
+	if err != nil {
+		return nil, err
+	}
 	sandboxes := []Sandbox{}
-	for c, err := range s.client.Computers.All(ctx, ComputerListParams{}, opts...) {
-		if err != nil {
-			return nil, err
-		}
+	for _, c := range computers {
 		if c.TemplateType == DefaultSandboxTemplate {
 			sandboxes = append(sandboxes, c)
 		}
