@@ -51,6 +51,12 @@ type sseFakeOption func(*sseFake)
 // sseOverTLS serves HTTPS with HTTP/2 enabled.
 func sseOverTLS(f *sseFake) { f.overTLS = true }
 
+// sseMaxStreams sets how many concurrent streams one HTTP/2 connection
+// carries.
+func sseMaxStreams(n int) sseFakeOption {
+	return func(f *sseFake) { f.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: n} }
+}
+
 func newSSEFake(t testing.TB, stream, poll http.HandlerFunc, opts ...sseFakeOption) *sseFake {
 	t.Helper()
 	f := &sseFake{stream: stream, poll: poll}

@@ -1,0 +1,218 @@
+package miosa_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miosa-ai/miosa-go"
+)
+
+// reportLatencies reports the median and 99th percentile of d in ms.
+func reportLatencies(b *testing.B, d []time.Duration) {
+	if len(d) == 0 {
+		return
+	}
+	slices.Sort(d)
+	pct := func(p float64) float64 {
+		i := min(int(p*float64(len(d))), len(d)-1)
+		return float64(d[i]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkWaitUntilReady_StreamLatency measures the time from the server
+// flushing "event: ready" to WaitUntilReady returning true.
+func BenchmarkWaitUntilReady_StreamLatency(b *testing.B) {
+	flushed := make(chan time.Time, 1)
+	stream := func(w http.ResponseWriter, r *http.Request) {
+		sseOpen(w)
+		sseSend(w, ": connected\n\n")
+		// Let the client reach its read loop, so the measurement starts at
+		// the ready event rather than at the response headers.
+		time.Sleep(2 * time.Millisecond)
+		flushed <- time.Now()
+		sseSend(w, "event: ready\ndata: {}\n\n")
+		<-r.Context().Done()
+	}
+	f := newSSEFake(b, stream, sseStatus(http.StatusGone))
+	c := f.client(b)
+	latencies := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		ready, err := c.Sandboxes.WaitUntilReady(context.Background(), "sb_1", miosa.WaitOptions{})
+		returned := time.Now()
+		if err != nil || !ready {
+			b.Fatalf("ready=%v err=%v", ready, err)
+		}
+		latencies = append(latencies, returned.Sub(<-flushed))
+	}
+	b.StopTimer()
+	if f.polls.Load() != 0 {
+		b.Fatalf("%d polls; the stream should decide", f.polls.Load())
+	}
+	reportLatencies(b, latencies)
+}
+
+// BenchmarkWaitUntilReady_PollLatency measures the same for the polling
+// fallback (stream 404, 10 ms interval): the sandbox turns ready at a random
+// moment between polls, and the wait notices at the next one.
+func BenchmarkWaitUntilReady_PollLatency(b *testing.B) {
+	var (
+		mu      sync.Mutex
+		readyAt time.Time
+	)
+	firstPoll := make(chan struct{}, 1)
+	poll := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ready := !readyAt.IsZero()
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if ready {
+			fmt.Fprint(w, `{"data":{"ready":true}}`)
+			return
+		}
+		select {
+		case firstPoll <- struct{}{}:
+		default:
+		}
+		fmt.Fprint(w, `{"data":{"ready":false}}`)
+	}
+	f := newSSEFake(b, sseStatus(http.StatusNotFound), poll)
+	c := f.client(b)
+	latencies := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		mu.Lock()
+		readyAt = time.Time{}
+		mu.Unlock()
+		done := make(chan time.Time, 1)
+		go func() {
+			ready, err := c.Sandboxes.WaitUntilReady(context.Background(), "sb_1", miosa.WaitOptions{})
+			if err != nil || !ready {
+				panic(fmt.Sprintf("ready=%v err=%v", ready, err))
+			}
+			done <- time.Now()
+		}()
+		<-firstPoll
+		time.Sleep(rand.N(10 * time.Millisecond))
+		mu.Lock()
+		readyAt = time.Now()
+		at := readyAt
+		mu.Unlock()
+		latencies = append(latencies, (<-done).Sub(at))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(f.polls.Load())/float64(b.N), "polls/op")
+	reportLatencies(b, latencies)
+}
+
+// BenchmarkWaitUntilReady_Concurrent runs 1,000 waits at once on one client
+// against one server. Every stream is held open until all 1,000 have
+// arrived, which is when the heap is measured; then all are released. The
+// heap figure covers both ends of every connection (client and the
+// in-process server), so the client's own share is smaller.
+func BenchmarkWaitUntilReady_Concurrent(b *testing.B) {
+	const waiters = 1000
+	for _, tc := range []struct {
+		name string
+		opts []sseFakeOption
+	}{
+		{"HTTP1", nil},
+		// Go's server allows 250 streams per HTTP/2 connection by default;
+		// past that the client's transport dials more connections.
+		{"HTTP2", []sseFakeOption{sseOverTLS}},
+		{"HTTP2-1000streams", []sseFakeOption{sseOverTLS, sseMaxStreams(waiters)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var (
+				arrived atomic.Int64
+				release chan struct{}
+				all     chan struct{}
+			)
+			stream := func(w http.ResponseWriter, r *http.Request) {
+				sseOpen(w)
+				if arrived.Add(1) == waiters {
+					close(all)
+				}
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+				sseSend(w, "event: ready\ndata: {}\n\n")
+				<-r.Context().Done()
+			}
+			f := newSSEFake(b, stream, sseStatus(http.StatusGone), tc.opts...)
+			c := f.client(b)
+			conns := f.newConns.Load()
+			var peakPerWaiter, goroutinesPerWaiter float64
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				arrived.Store(0)
+				release, all = make(chan struct{}), make(chan struct{})
+				f.httpClient.CloseIdleConnections()
+				// One finished request, so that the waits find a connection
+				// to share (HTTP/2) instead of all dialling at once.
+				_, _ = c.Sandboxes.Readiness(context.Background(), "warm-up")
+				runtime.GC()
+				var before runtime.MemStats
+				runtime.ReadMemStats(&before)
+				baseGoroutines := runtime.NumGoroutine()
+				b.StartTimer()
+
+				var wg sync.WaitGroup
+				var notReady atomic.Int64
+				for i := range waiters {
+					wg.Go(func() {
+						ready, err := c.Sandboxes.WaitUntilReady(context.Background(), fmt.Sprintf("sb_%d", i), miosa.WaitOptions{})
+						if err != nil || !ready {
+							notReady.Add(1)
+						}
+					})
+				}
+				<-all
+				var peak runtime.MemStats
+				runtime.ReadMemStats(&peak)
+				goroutinesPerWaiter = float64(runtime.NumGoroutine()-baseGoroutines) / waiters
+				grown := int64(peak.HeapAlloc) - int64(before.HeapAlloc) + int64(peak.StackInuse) - int64(before.StackInuse)
+				peakPerWaiter = float64(grown) / waiters
+				close(release)
+				wg.Wait()
+				b.StopTimer()
+				if n := notReady.Load(); n > 0 {
+					b.Fatalf("%d of %d waits did not report ready", n, waiters)
+				}
+				if !waitForGoroutines(f, baseGoroutines) {
+					b.Fatalf("goroutines did not return to baseline: %d now, %d before", runtime.NumGoroutine(), baseGoroutines)
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.ReportMetric(peakPerWaiter/1024, "peak-KiB/waiter")
+			b.ReportMetric(goroutinesPerWaiter, "goroutines/waiter")
+			b.ReportMetric(float64(f.newConns.Load()-conns)/float64(b.N), "conns/op")
+		})
+	}
+}
+
+// waitForGoroutines closes idle connections until the goroutine count is
+// back to base, for up to ten seconds.
+func waitForGoroutines(f *sseFake, base int) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		f.httpClient.CloseIdleConnections()
+		if runtime.NumGoroutine() <= base && f.openConns.Load() == 0 {
+			return true
+		}
+	}
+	return false
+}
