@@ -328,3 +328,37 @@ func TestWaitUntilReady_CancelWhilePollingReturnsAtOnce(t *testing.T) {
 		assert.Equal(t, 3, polls)
 	})
 }
+
+func TestWaitUntilReady_VerdictEventsReturnAtOnceAndCloseTheStream(t *testing.T) {
+	tests := []struct {
+		frame     string
+		wantReady bool
+	}{
+		{"event: ready\ndata: {}\n\n", true},
+		{"event: timeout\ndata: {\"reason\":\"not_ready_after_30s\"}\n\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.frame, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv, writers := pipeOpenStreams()
+				done := startWait(t.Context(), srv.client(t), miosa.WaitOptions{})
+				pw := <-writers
+				time.Sleep(time.Second)
+				sentAt := time.Now()
+				_, err := io.WriteString(pw, ": hb\n\n"+tt.frame)
+				require.NoError(t, err)
+
+				// The server keeps the stream open: only the verdict can end the wait.
+				res := <-done
+				require.NoError(t, res.err)
+				assert.Equal(t, tt.wantReady, res.ready)
+				assert.Equal(t, sentAt, res.at, "the verdict must end the wait without waiting for the stream to close")
+				_, err = io.WriteString(pw, ": more\n\n")
+				assert.Error(t, err, "the stream's body must have been closed")
+				streams, polls := srv.counts()
+				assert.Equal(t, 1, streams)
+				assert.Zero(t, polls)
+			})
+		})
+	}
+}
