@@ -65,17 +65,20 @@ func (e *streamRefusedError) Error() string {
 	return fmt.Sprintf("stream answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 }
 
-// WaitUntilReady blocks until the sandbox can run commands, and reports
-// whether it became ready.
+// WaitUntilReady waits until the server reports the sandbox ready to run
+// commands, and reports whether it became ready. It sends only reads.
 //
 // It first opens the server's readiness stream
 // (GET /sandboxes/{id}/readiness/stream, server-sent events), which answers
-// the moment the sandbox is ready. When that stream is unavailable (a 404 from
-// a server that predates it, any other refusal, a network failure, or the
-// stream ending without a verdict) it polls GET /sandboxes/{id}/readiness
-// every WaitOptions.PollInterval (default 10 ms), one request at a time and
-// honouring Retry-After. WaitOptions.PollOnly skips the stream. The stream is
-// opened at most once per call and is never reconnected.
+// the moment the sandbox is ready. Only a complete event named exactly
+// "ready" or "timeout" decides; other events, comments and an event cut off
+// by the end of the stream are ignored. When that stream is unavailable (a
+// 404 from a server that predates it, any other refusal, a network failure,
+// or the stream ending without a verdict) it polls
+// GET /sandboxes/{id}/readiness every WaitOptions.PollInterval (default
+// 10 ms), one request at a time and honouring Retry-After.
+// WaitOptions.PollOnly skips the stream. The stream is opened at most once
+// per call and is never reconnected.
 //
 // The caller can rely on:
 //   - (true, nil) when the server reports the sandbox ready;
@@ -87,10 +90,12 @@ func (e *streamRefusedError) Error() string {
 //     non-transient answers); 429, 5xx and network errors are polled through.
 //
 // Every request carries the same authentication, user agent and extra
-// headers as any other call. While the stream is open it holds one HTTP/1.1
-// connection to itself (many concurrent waits over HTTP/1.1 mean as many
-// connections); over HTTP/2, which the default client attempts, streams share
-// one connection.
+// headers as any other call. Connection cost: while the stream is open it
+// holds one HTTP/1.1 connection to itself, so n concurrent waits over
+// HTTP/1.1 hold n connections, and a stream ended before the server closed
+// it takes its connection with it rather than returning it to the pool. Over
+// HTTP/2, which the default client attempts, streams are multiplexed on one
+// connection up to the server's concurrent-stream limit.
 func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait WaitOptions, opts ...Option) (bool, error) {
 	path, err := sandboxPath(id, "/readiness")
 	if err != nil {
