@@ -885,3 +885,18 @@ func TestWaitUntilReady_WorksOverHTTP2(t *testing.T) {
 	assert.Equal(t, int64(2), proto.Load())
 	assert.Zero(t, f.polls.Load())
 }
+
+func TestWaitUntilReady_NoLastEventIDCarriesOverBetweenWaits(t *testing.T) {
+	f := newSSEFake(t, sseFrames("id: 42\nevent: progress\n\n", "id: 43\nevent: ready\n\n"), nil)
+	c := f.client(t)
+	for range 3 {
+		ready, err := c.Sandboxes.WaitUntilReady(context.Background(), "sb_1", miosa.WaitOptions{})
+		require.NoError(t, err)
+		require.True(t, ready)
+	}
+	reqs := f.recorded()
+	require.Len(t, reqs, 3)
+	for _, r := range reqs {
+		assert.Empty(t, r.Header.Get("Last-Event-ID"), "each wait is a fresh stream")
+	}
+}
