@@ -1,12 +1,19 @@
 package miosa_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,4 +222,175 @@ func waitForGoroutines(f *sseFake, base int) bool {
 		}
 	}
 	return false
+}
+
+// sseServerProcessEnv makes TestSSEBenchServerProcess serve instead of
+// skipping: "h1" for HTTP/1.1, "h2" for HTTP/2 over TLS.
+const sseServerProcessEnv = "MIOSA_SSE_BENCH_SERVER"
+
+// TestSSEBenchServerProcess is the server half of
+// BenchmarkWaitUntilReady_ConcurrentClientHeap, run in a child process so
+// that the benchmark's heap holds the client alone. Streams are held open
+// until /control/release; /control/arrived counts them.
+func TestSSEBenchServerProcess(t *testing.T) {
+	mode := os.Getenv(sseServerProcessEnv)
+	if mode == "" {
+		t.Skip("the server process of a benchmark")
+	}
+	var (
+		mu      sync.Mutex
+		release = make(chan struct{})
+		arrived atomic.Int64
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/sandboxes/{id}/readiness/stream", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		wait := release
+		mu.Unlock()
+		sseOpen(w)
+		arrived.Add(1)
+		select {
+		case <-wait:
+		case <-r.Context().Done():
+			return
+		}
+		sseSend(w, "event: ready\ndata: {}\n\n")
+		<-r.Context().Done()
+	})
+	mux.HandleFunc("GET /control/arrived", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, arrived.Load())
+	})
+	mux.HandleFunc("POST /control/release", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		close(release)
+		release = make(chan struct{})
+		arrived.Store(0)
+		mu.Unlock()
+	})
+	srv := httptest.NewUnstartedServer(mux)
+	if mode == "h2" {
+		srv.EnableHTTP2 = true
+		srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2000}
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	defer srv.Close()
+	fmt.Println(srv.URL)
+	_, _ = io.Copy(io.Discard, os.Stdin) // serve until the parent goes away
+}
+
+// BenchmarkWaitUntilReady_ConcurrentClientHeap is BenchmarkWaitUntilReady_Concurrent
+// with the server in another process, so the heap and goroutines measured
+// are the client's own.
+func BenchmarkWaitUntilReady_ConcurrentClientHeap(b *testing.B) {
+	const waiters = 1000
+	for _, mode := range []string{"h1", "h2"} {
+		b.Run(mode, func(b *testing.B) {
+			base, stop := startServerProcess(b, mode)
+			defer stop()
+			transport := http.DefaultTransport.(*http.Transport).Clone()
+			transport.ForceAttemptHTTP2 = true
+			transport.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // the child's test certificate
+			hc := &http.Client{Transport: transport}
+			defer hc.CloseIdleConnections()
+			control := &http.Client{Transport: transport.Clone()}
+			defer control.CloseIdleConnections()
+			c, err := miosa.NewClient(sseTestKey, miosa.WithBaseURL(base+"/api/v1"), miosa.WithHTTPClient(hc))
+			if err != nil {
+				b.Fatal(err)
+			}
+
+			var heapPerWaiter, stackPerWaiter, goroutinesPerWaiter float64
+			for range b.N {
+				hc.CloseIdleConnections()
+				_, _ = c.Sandboxes.Readiness(context.Background(), "warm-up")
+				runtime.GC()
+				var before, peak runtime.MemStats
+				runtime.ReadMemStats(&before)
+				baseGoroutines := runtime.NumGoroutine()
+
+				var wg sync.WaitGroup
+				var notReady atomic.Int64
+				for i := range waiters {
+					wg.Go(func() {
+						ready, err := c.Sandboxes.WaitUntilReady(context.Background(), fmt.Sprintf("sb_%d", i), miosa.WaitOptions{})
+						if err != nil || !ready {
+							notReady.Add(1)
+						}
+					})
+				}
+				for controlGet(b, control, base+"/control/arrived") != fmt.Sprint(waiters) {
+					time.Sleep(time.Millisecond)
+				}
+				runtime.ReadMemStats(&peak)
+				goroutinesPerWaiter = float64(runtime.NumGoroutine()-baseGoroutines) / waiters
+				heapPerWaiter = float64(int64(peak.HeapAlloc)-int64(before.HeapAlloc)) / waiters
+				stackPerWaiter = float64(int64(peak.StackInuse)-int64(before.StackInuse)) / waiters
+				res, err := control.Post(base+"/control/release", "", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				res.Body.Close()
+				wg.Wait()
+				if n := notReady.Load(); n > 0 {
+					b.Fatalf("%d of %d waits did not report ready", n, waiters)
+				}
+				settled := false
+				for deadline := time.Now().Add(10 * time.Second); !settled && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+					hc.CloseIdleConnections()
+					settled = runtime.NumGoroutine() <= baseGoroutines
+				}
+				if !settled {
+					b.Fatalf("goroutines did not return to baseline: %d now, %d before", runtime.NumGoroutine(), baseGoroutines)
+				}
+			}
+			b.ReportMetric(heapPerWaiter/1024, "client-heap-KiB/waiter")
+			b.ReportMetric(stackPerWaiter/1024, "client-stack-KiB/waiter")
+			b.ReportMetric((heapPerWaiter+stackPerWaiter)/1024, "client-peak-KiB/waiter")
+			b.ReportMetric(goroutinesPerWaiter, "client-goroutines/waiter")
+		})
+	}
+}
+
+// startServerProcess runs TestSSEBenchServerProcess in a child process and
+// returns its base URL.
+func startServerProcess(b *testing.B, mode string) (string, func()) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSSEBenchServerProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), sseServerProcessEnv+"="+mode)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop := func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		b.Fatalf("server process: %v", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return strings.TrimSpace(line), stop
+}
+
+func controlGet(b *testing.B, c *http.Client, url string) string {
+	res, err := c.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return string(body)
 }
