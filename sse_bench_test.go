@@ -22,8 +22,8 @@ import (
 	"github.com/miosa-ai/miosa-go"
 )
 
-// reportLatencies reports the median and 99th percentile of d in ms.
-func reportLatencies(b *testing.B, d []time.Duration) {
+// sseReportLatencies reports the median and 99th percentile of d in ms.
+func sseReportLatencies(b *testing.B, d []time.Duration) {
 	if len(d) == 0 {
 		return
 	}
@@ -66,7 +66,7 @@ func BenchmarkWaitUntilReady_StreamLatency(b *testing.B) {
 	if f.polls.Load() != 0 {
 		b.Fatalf("%d polls; the stream should decide", f.polls.Load())
 	}
-	reportLatencies(b, latencies)
+	sseReportLatencies(b, latencies)
 }
 
 // BenchmarkWaitUntilReady_PollLatency measures the same for the polling
@@ -119,7 +119,7 @@ func BenchmarkWaitUntilReady_PollLatency(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(f.polls.Load())/float64(b.N), "polls/op")
-	reportLatencies(b, latencies)
+	sseReportLatencies(b, latencies)
 }
 
 // BenchmarkWaitUntilReady_Concurrent runs 1,000 waits at once on one client
@@ -199,7 +199,7 @@ func BenchmarkWaitUntilReady_Concurrent(b *testing.B) {
 				if n := notReady.Load(); n > 0 {
 					b.Fatalf("%d of %d waits did not report ready", n, waiters)
 				}
-				if !waitForGoroutines(f, baseGoroutines) {
+				if !sseWaitForGoroutines(f, baseGoroutines) {
 					b.Fatalf("goroutines did not return to baseline: %d now, %d before", runtime.NumGoroutine(), baseGoroutines)
 				}
 				b.StartTimer()
@@ -212,9 +212,9 @@ func BenchmarkWaitUntilReady_Concurrent(b *testing.B) {
 	}
 }
 
-// waitForGoroutines closes idle connections until the goroutine count is
+// sseWaitForGoroutines closes idle connections until the goroutine count is
 // back to base, for up to ten seconds.
-func waitForGoroutines(f *sseFake, base int) bool {
+func sseWaitForGoroutines(f *sseFake, base int) bool {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		f.httpClient.CloseIdleConnections()
 		if runtime.NumGoroutine() <= base && f.openConns.Load() == 0 {
@@ -287,7 +287,7 @@ func BenchmarkWaitUntilReady_ConcurrentClientHeap(b *testing.B) {
 	const waiters = 1000
 	for _, mode := range []string{"h1", "h2"} {
 		b.Run(mode, func(b *testing.B) {
-			base, stop := startServerProcess(b, mode)
+			base, stop := sseStartServerProcess(b, mode)
 			defer stop()
 			transport := http.DefaultTransport.(*http.Transport).Clone()
 			transport.ForceAttemptHTTP2 = true
@@ -320,7 +320,7 @@ func BenchmarkWaitUntilReady_ConcurrentClientHeap(b *testing.B) {
 						}
 					})
 				}
-				for controlGet(b, control, base+"/control/arrived") != fmt.Sprint(waiters) {
+				for sseControlGet(b, control, base+"/control/arrived") != fmt.Sprint(waiters) {
 					time.Sleep(time.Millisecond)
 				}
 				runtime.ReadMemStats(&peak)
@@ -353,9 +353,9 @@ func BenchmarkWaitUntilReady_ConcurrentClientHeap(b *testing.B) {
 	}
 }
 
-// startServerProcess runs TestSSEBenchServerProcess in a child process and
+// sseStartServerProcess runs TestSSEBenchServerProcess in a child process and
 // returns its base URL.
-func startServerProcess(b *testing.B, mode string) (string, func()) {
+func sseStartServerProcess(b *testing.B, mode string) (string, func()) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSSEBenchServerProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), sseServerProcessEnv+"="+mode)
 	stdin, err := cmd.StdinPipe()
@@ -382,7 +382,7 @@ func startServerProcess(b *testing.B, mode string) (string, func()) {
 	return strings.TrimSpace(line), stop
 }
 
-func controlGet(b *testing.B, c *http.Client, url string) string {
+func sseControlGet(b *testing.B, c *http.Client, url string) string {
 	res, err := c.Get(url)
 	if err != nil {
 		b.Fatal(err)

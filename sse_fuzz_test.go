@@ -16,9 +16,9 @@ import (
 	"github.com/miosa-ai/miosa-go"
 )
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
+type sseRoundTripFunc func(*http.Request) (*http.Response, error)
 
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func (f sseRoundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // FuzzWaitUntilReadyStreamBody feeds arbitrary bytes as the readiness
 // stream's body (polls answer 404). Whatever the bytes, the wait must end, on
@@ -45,11 +45,11 @@ func FuzzWaitUntilReadyStreamBody(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		whole := waitOnStreamBody(t, func() io.Reader { return bytes.NewReader(body) })
-		trickle := waitOnStreamBody(t, func() io.Reader { return iotest.OneByteReader(bytes.NewReader(body)) })
+		whole := sseWaitOnStreamBody(t, func() io.Reader { return bytes.NewReader(body) })
+		trickle := sseWaitOnStreamBody(t, func() io.Reader { return iotest.OneByteReader(bytes.NewReader(body)) })
 		require.Equal(t, whole, trickle, "reading byte by byte changed the outcome")
 
-		lines := terminatedEventLines(body)
+		lines := sseTerminatedEventLines(body)
 		switch whole {
 		case "ready":
 			require.True(t, lines["event: ready"] || lines["event:ready"], "ready without a complete ready event in %q", body)
@@ -59,11 +59,11 @@ func FuzzWaitUntilReadyStreamBody(f *testing.F) {
 	})
 }
 
-// waitOnStreamBody runs one wait whose stream body is newBody() and reports
+// sseWaitOnStreamBody runs one wait whose stream body is newBody() and reports
 // "ready", "timeout" or "poll" (the stream did not decide).
-func waitOnStreamBody(t *testing.T, newBody func() io.Reader) string {
+func sseWaitOnStreamBody(t *testing.T, newBody func() io.Reader) string {
 	var streams, polls atomic.Int64
-	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt := sseRoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if strings.HasSuffix(r.URL.Path, "/readiness/stream") {
 			streams.Add(1)
 			return &http.Response{
@@ -103,10 +103,10 @@ func waitOnStreamBody(t *testing.T, newBody func() io.Reader) string {
 	return "poll"
 }
 
-// terminatedEventLines returns the set of lines that belong to an event
+// sseTerminatedEventLines returns the set of lines that belong to an event
 // ended by a blank line, splitting lines the way the event-stream format
 // does (CRLF, LF or CR). An unterminated last event contributes nothing.
-func terminatedEventLines(body []byte) map[string]bool {
+func sseTerminatedEventLines(body []byte) map[string]bool {
 	found := map[string]bool{}
 	var block []string
 	for len(body) > 0 {

@@ -16,12 +16,12 @@ import (
 	"github.com/miosa-ai/miosa-go"
 )
 
-// pipeServer answers the readiness endpoints in memory, so that a wait runs
+// ssePipeServer answers the readiness endpoints in memory, so that a wait runs
 // inside a synctest bubble: time is fake, and synctest.Wait tells exactly
 // when the client has consumed everything it was sent. A bubble also fails
 // the test if any goroutine is left blocked when it ends, which makes every
 // test here a leak test.
-type pipeServer struct {
+type ssePipeServer struct {
 	// stream answers a stream request; nil answers 404.
 	stream func(r *http.Request) (*http.Response, error)
 	// poll answers poll number n (from 1); nil answers ready.
@@ -35,7 +35,7 @@ type pipeServer struct {
 	pollTimes []time.Time
 }
 
-func (p *pipeServer) RoundTrip(r *http.Request) (*http.Response, error) {
+func (p *ssePipeServer) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Body != nil {
 		r.Body.Close()
 	}
@@ -56,7 +56,7 @@ func (p *pipeServer) RoundTrip(r *http.Request) (*http.Response, error) {
 		p.streams++
 		p.mu.Unlock()
 		if p.stream == nil {
-			return pipeJSON(r, http.StatusNotFound, `{"error":"not found"}`), nil
+			return ssePipeJSON(r, http.StatusNotFound, `{"error":"not found"}`), nil
 		}
 		return p.stream(r)
 	}
@@ -66,20 +66,20 @@ func (p *pipeServer) RoundTrip(r *http.Request) (*http.Response, error) {
 	p.pollTimes = append(p.pollTimes, time.Now())
 	p.mu.Unlock()
 	if p.poll == nil {
-		return pipeJSON(r, http.StatusOK, `{"ready":true}`), nil
+		return ssePipeJSON(r, http.StatusOK, `{"ready":true}`), nil
 	}
 	res := p.poll(n)
 	res.Request = r
 	return res, nil
 }
 
-func (p *pipeServer) counts() (streams, polls int) {
+func (p *ssePipeServer) counts() (streams, polls int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.streams, p.polls
 }
 
-func (p *pipeServer) client(t *testing.T) *miosa.Client {
+func (p *ssePipeServer) client(t *testing.T) *miosa.Client {
 	c, err := miosa.NewClient(sseTestKey,
 		miosa.WithBaseURL("http://127.0.0.1/api/v1"),
 		miosa.WithHTTPClient(&http.Client{Transport: p}),
@@ -88,7 +88,7 @@ func (p *pipeServer) client(t *testing.T) *miosa.Client {
 	return c
 }
 
-func pipeJSON(r *http.Request, status int, body string) *http.Response {
+func ssePipeJSON(r *http.Request, status int, body string) *http.Response {
 	return &http.Response{
 		StatusCode: status,
 		Header:     http.Header{"Content-Type": {"application/json"}},
@@ -97,60 +97,60 @@ func pipeJSON(r *http.Request, status int, body string) *http.Response {
 	}
 }
 
-// pipeStream answers an open event stream and returns the writer that feeds
+// ssePipeStream answers an open event stream and returns the writer that feeds
 // it. Like a real transport, ending the request's context fails the body.
-func pipeStream(r *http.Request) (*http.Response, *io.PipeWriter) {
+func ssePipeStream(r *http.Request) (*http.Response, *io.PipeWriter) {
 	pr, pw := io.Pipe()
 	stop := context.AfterFunc(r.Context(), func() { pr.CloseWithError(r.Context().Err()) })
 	return &http.Response{
 		StatusCode: http.StatusOK,
 		Header:     http.Header{"Content-Type": {"text/event-stream"}},
-		Body:       &pipeBody{PipeReader: pr, stop: stop},
+		Body:       &ssePipeBody{PipeReader: pr, stop: stop},
 		Request:    r,
 	}, pw
 }
 
-type pipeBody struct {
+type ssePipeBody struct {
 	*io.PipeReader
 	stop func() bool
 }
 
-func (b *pipeBody) Close() error {
+func (b *ssePipeBody) Close() error {
 	b.stop()
 	return b.PipeReader.Close()
 }
 
-// pipeOpenStreams makes a pipeServer whose streams are handed to the test,
+// ssePipeOpenStreams makes a ssePipeServer whose streams are handed to the test,
 // which writes their frames itself.
-func pipeOpenStreams() (*pipeServer, <-chan *io.PipeWriter) {
+func ssePipeOpenStreams() (*ssePipeServer, <-chan *io.PipeWriter) {
 	writers := make(chan *io.PipeWriter, 1)
-	return &pipeServer{stream: func(r *http.Request) (*http.Response, error) {
-		res, pw := pipeStream(r)
+	return &ssePipeServer{stream: func(r *http.Request) (*http.Response, error) {
+		res, pw := ssePipeStream(r)
 		writers <- pw
 		return res, nil
 	}}, writers
 }
 
-type waitResult struct {
+type sseWaitResult struct {
 	ready bool
 	err   error
 	at    time.Time
 }
 
-func startWait(ctx context.Context, c *miosa.Client, wait miosa.WaitOptions) <-chan waitResult {
-	done := make(chan waitResult, 1)
+func sseStartWait(ctx context.Context, c *miosa.Client, wait miosa.WaitOptions) <-chan sseWaitResult {
+	done := make(chan sseWaitResult, 1)
 	go func() {
 		ready, err := c.Sandboxes.WaitUntilReady(ctx, "sb_1", wait)
-		done <- waitResult{ready, err, time.Now()}
+		done <- sseWaitResult{ready, err, time.Now()}
 	}()
 	return done
 }
 
 func TestWaitUntilReady_CancelAfterEventReturnsAtOnceAndLeavesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, writers := pipeOpenStreams()
+		srv, writers := ssePipeOpenStreams()
 		ctx, cancel := context.WithCancel(t.Context())
-		done := startWait(ctx, srv.client(t), miosa.WaitOptions{})
+		done := sseStartWait(ctx, srv.client(t), miosa.WaitOptions{})
 
 		pw := <-writers
 		_, err := io.WriteString(pw, "id: 1\nevent: progress\ndata: 50\n\n")
@@ -173,11 +173,11 @@ func TestWaitUntilReady_CancelAfterEventReturnsAtOnceAndLeavesNothing(t *testing
 
 func TestWaitUntilReady_DeadlineWhileStreamingReturnsDeadlineError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, writers := pipeOpenStreams()
+		srv, writers := ssePipeOpenStreams()
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
-		done := startWait(ctx, srv.client(t), miosa.WaitOptions{})
+		done := sseStartWait(ctx, srv.client(t), miosa.WaitOptions{})
 		pw := <-writers
 		_, err := io.WriteString(pw, ": keepalive\n\nevent: progress\n\n")
 		require.NoError(t, err)
@@ -195,13 +195,13 @@ func TestWaitUntilReady_DeadlineWhileStreamingReturnsDeadlineError(t *testing.T)
 func TestWaitUntilReady_CancelBeforeHeadersReturnsContextError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		arrived := make(chan struct{})
-		srv := &pipeServer{stream: func(r *http.Request) (*http.Response, error) {
+		srv := &ssePipeServer{stream: func(r *http.Request) (*http.Response, error) {
 			close(arrived)
 			<-r.Context().Done() // headers never come
 			return nil, r.Context().Err()
 		}}
 		ctx, cancel := context.WithCancel(t.Context())
-		done := startWait(ctx, srv.client(t), miosa.WaitOptions{})
+		done := sseStartWait(ctx, srv.client(t), miosa.WaitOptions{})
 		<-arrived
 		synctest.Wait()
 		cancelAt := time.Now()
@@ -217,9 +217,9 @@ func TestWaitUntilReady_CancelBeforeHeadersReturnsContextError(t *testing.T) {
 
 func TestWaitUntilReady_LocalTimeoutEndsASilentStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, writers := pipeOpenStreams()
+		srv, writers := ssePipeOpenStreams()
 		start := time.Now()
-		done := startWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
+		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
 		<-writers
 		res := <-done
 		require.NoError(t, res.err)
@@ -232,11 +232,11 @@ func TestWaitUntilReady_LocalTimeoutEndsASilentStream(t *testing.T) {
 
 func TestWaitUntilReady_DefaultLocalTimeoutIsThirtySeconds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := &pipeServer{poll: func(int) *http.Response {
-			return pipeJSON(nil, http.StatusOK, `{"data":{"ready":false}}`)
+		srv := &ssePipeServer{poll: func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false}}`)
 		}}
 		start := time.Now()
-		res := <-startWait(t.Context(), srv.client(t), miosa.WaitOptions{PollOnly: true})
+		res := <-sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{PollOnly: true})
 		require.NoError(t, res.err)
 		assert.False(t, res.ready)
 		assert.Equal(t, 30*time.Second, res.at.Sub(start))
@@ -245,12 +245,12 @@ func TestWaitUntilReady_DefaultLocalTimeoutIsThirtySeconds(t *testing.T) {
 
 func TestWaitUntilReady_LocalTimeoutBoundsStreamAndPollingTogether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, writers := pipeOpenStreams()
+		srv, writers := ssePipeOpenStreams()
 		srv.poll = func(int) *http.Response {
-			return pipeJSON(nil, http.StatusOK, `{"data":{"ready":false,"status":"booting"}}`)
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false,"status":"booting"}}`)
 		}
 		start := time.Now()
-		done := startWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
+		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
 		pw := <-writers
 		time.Sleep(time.Second)
 		require.NoError(t, pw.Close()) // the stream ends without a verdict after 1 s
@@ -271,14 +271,14 @@ func TestWaitUntilReady_LocalTimeoutBoundsStreamAndPollingTogether(t *testing.T)
 
 func TestWaitUntilReady_PollsOneAtATimeAtTheInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := &pipeServer{poll: func(n int) *http.Response {
+		srv := &ssePipeServer{poll: func(n int) *http.Response {
 			if n < 4 {
-				return pipeJSON(nil, http.StatusOK, `{"ready":false}`)
+				return ssePipeJSON(nil, http.StatusOK, `{"ready":false}`)
 			}
-			return pipeJSON(nil, http.StatusOK, `{"status":"ready"}`)
+			return ssePipeJSON(nil, http.StatusOK, `{"status":"ready"}`)
 		}}
 		start := time.Now()
-		res := <-startWait(t.Context(), srv.client(t), miosa.WaitOptions{PollOnly: true, PollInterval: 250 * time.Millisecond})
+		res := <-sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{PollOnly: true, PollInterval: 250 * time.Millisecond})
 		require.NoError(t, res.err)
 		assert.True(t, res.ready)
 		assert.Equal(t, 750*time.Millisecond, res.at.Sub(start))
@@ -291,16 +291,16 @@ func TestWaitUntilReady_PollsOneAtATimeAtTheInterval(t *testing.T) {
 
 func TestWaitUntilReady_PollingHonoursRetryAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := &pipeServer{poll: func(n int) *http.Response {
+		srv := &ssePipeServer{poll: func(n int) *http.Response {
 			if n == 1 {
-				res := pipeJSON(nil, http.StatusTooManyRequests, `{"message":"slow down","code":"RATE_LIMITED"}`)
+				res := ssePipeJSON(nil, http.StatusTooManyRequests, `{"message":"slow down","code":"RATE_LIMITED"}`)
 				res.Header.Set("Retry-After", "2")
 				return res
 			}
-			return pipeJSON(nil, http.StatusOK, `{"data":{"ready":true}}`)
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":true}}`)
 		}}
 		start := time.Now()
-		res := <-startWait(t.Context(), srv.client(t), miosa.WaitOptions{})
+		res := <-sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{})
 		require.NoError(t, res.err)
 		assert.True(t, res.ready)
 		assert.Equal(t, 2*time.Second, res.at.Sub(start), "the second poll waits out the server's hint")
@@ -312,11 +312,11 @@ func TestWaitUntilReady_PollingHonoursRetryAfter(t *testing.T) {
 
 func TestWaitUntilReady_CancelWhilePollingReturnsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := &pipeServer{poll: func(int) *http.Response {
-			return pipeJSON(nil, http.StatusOK, `{"ready":false}`)
+		srv := &ssePipeServer{poll: func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"ready":false}`)
 		}}
 		ctx, cancel := context.WithCancel(t.Context())
-		done := startWait(ctx, srv.client(t), miosa.WaitOptions{PollInterval: time.Second})
+		done := sseStartWait(ctx, srv.client(t), miosa.WaitOptions{PollInterval: time.Second})
 		time.Sleep(2500 * time.Millisecond)
 		cancelAt := time.Now()
 		cancel()
@@ -340,8 +340,8 @@ func TestWaitUntilReady_VerdictEventsReturnAtOnceAndCloseTheStream(t *testing.T)
 	for _, tt := range tests {
 		t.Run(tt.frame, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				srv, writers := pipeOpenStreams()
-				done := startWait(t.Context(), srv.client(t), miosa.WaitOptions{})
+				srv, writers := ssePipeOpenStreams()
+				done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{})
 				pw := <-writers
 				time.Sleep(time.Second)
 				sentAt := time.Now()

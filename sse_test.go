@@ -378,15 +378,15 @@ func sseAbruptClose(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// refusingStreamTransport sends stream requests to an address where nothing
+// sseRefusingTransport sends stream requests to an address where nothing
 // listens, and everything else to the real server.
-type refusingStreamTransport struct {
+type sseRefusingTransport struct {
 	base     http.RoundTripper
 	deadAddr string
 	streams  atomic.Int64
 }
 
-func (rt *refusingStreamTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (rt *sseRefusingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if strings.HasSuffix(r.URL.Path, "/readiness/stream") {
 		rt.streams.Add(1)
 		r = r.Clone(r.Context())
@@ -395,7 +395,7 @@ func (rt *refusingStreamTransport) RoundTrip(r *http.Request) (*http.Response, e
 	return rt.base.RoundTrip(r)
 }
 
-func deadAddress(t *testing.T) string {
+func sseDeadAddress(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
@@ -437,7 +437,7 @@ func TestWaitUntilReady_StreamFailureFallsBackToPolling(t *testing.T) {
 
 	t.Run("connection refused", func(t *testing.T) {
 		f := newSSEFake(t, sseFrames("event: ready\n\n"), ssePollReadyAfter(1))
-		rt := &refusingStreamTransport{base: f.httpClient.Transport, deadAddr: deadAddress(t)}
+		rt := &sseRefusingTransport{base: f.httpClient.Transport, deadAddr: sseDeadAddress(t)}
 		c := f.client(t, miosa.WithHTTPClient(&http.Client{Transport: rt}))
 		ready, err := c.Sandboxes.WaitUntilReady(context.Background(), "sb_1", miosa.WaitOptions{})
 		require.NoError(t, err)
@@ -652,7 +652,7 @@ func TestWaitUntilReady_LogsOneLineNamingTheDecidingPath(t *testing.T) {
 			f := newSSEFake(t, tt.stream, nil)
 			var buf bytes.Buffer
 			var mu sync.Mutex
-			logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			logger := slog.New(slog.NewTextHandler(&sseLogWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			ready, err := f.client(t, miosa.WithLogger(logger)).Sandboxes.WaitUntilReady(context.Background(), "sb_1", tt.wait)
 			require.NoError(t, err)
 			require.True(t, ready)
@@ -678,12 +678,12 @@ func TestWaitUntilReady_LogsOneLineNamingTheDecidingPath(t *testing.T) {
 	}
 }
 
-type lockedWriter struct {
+type sseLogWriter struct {
 	w  io.Writer
 	mu *sync.Mutex
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *sseLogWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
