@@ -1,0 +1,364 @@
+package miosa_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/miosa-ai/miosa-go"
+)
+
+// ssePipeServer answers the readiness endpoints in memory, so that a wait runs
+// inside a synctest bubble: time is fake, and synctest.Wait tells exactly
+// when the client has consumed everything it was sent. A bubble also fails
+// the test if any goroutine is left blocked when it ends, which makes every
+// test here a leak test.
+type ssePipeServer struct {
+	// stream answers a stream request; nil answers 404.
+	stream func(r *http.Request) (*http.Response, error)
+	// poll answers poll number n (from 1); nil answers ready.
+	poll func(n int) *http.Response
+
+	mu        sync.Mutex
+	streams   int
+	polls     int
+	inFlight  int
+	maxFlight int
+	pollTimes []time.Time
+}
+
+func (p *ssePipeServer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	if err := r.Context().Err(); err != nil {
+		return nil, err // as a real transport does: nothing is sent
+	}
+	p.mu.Lock()
+	p.inFlight++
+	p.maxFlight = max(p.maxFlight, p.inFlight)
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
+	if strings.HasSuffix(r.URL.Path, "/readiness/stream") {
+		p.mu.Lock()
+		p.streams++
+		p.mu.Unlock()
+		if p.stream == nil {
+			return ssePipeJSON(r, http.StatusNotFound, `{"error":"not found"}`), nil
+		}
+		return p.stream(r)
+	}
+	p.mu.Lock()
+	p.polls++
+	n := p.polls
+	p.pollTimes = append(p.pollTimes, time.Now())
+	p.mu.Unlock()
+	if p.poll == nil {
+		return ssePipeJSON(r, http.StatusOK, `{"ready":true}`), nil
+	}
+	res := p.poll(n)
+	res.Request = r
+	return res, nil
+}
+
+func (p *ssePipeServer) counts() (streams, polls int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.streams, p.polls
+}
+
+func (p *ssePipeServer) client(t *testing.T) *miosa.Client {
+	c, err := miosa.NewClient(sseTestKey,
+		miosa.WithBaseURL("http://127.0.0.1/api/v1"),
+		miosa.WithHTTPClient(&http.Client{Transport: p}),
+		miosa.WithRetryDelay(0, 0))
+	require.NoError(t, err)
+	return c
+}
+
+func ssePipeJSON(r *http.Request, status int, body string) *http.Response {
+	return &http.Response{
+		StatusCode: status,
+		Header:     http.Header{"Content-Type": {"application/json"}},
+		Body:       io.NopCloser(strings.NewReader(body)),
+		Request:    r,
+	}
+}
+
+// ssePipeStream answers an open event stream and returns the writer that feeds
+// it. Like a real transport, ending the request's context fails the body.
+func ssePipeStream(r *http.Request) (*http.Response, *io.PipeWriter) {
+	pr, pw := io.Pipe()
+	stop := context.AfterFunc(r.Context(), func() { pr.CloseWithError(r.Context().Err()) })
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{"Content-Type": {"text/event-stream"}},
+		Body:       &ssePipeBody{PipeReader: pr, stop: stop},
+		Request:    r,
+	}, pw
+}
+
+type ssePipeBody struct {
+	*io.PipeReader
+	stop func() bool
+}
+
+func (b *ssePipeBody) Close() error {
+	b.stop()
+	return b.PipeReader.Close()
+}
+
+// ssePipeOpenStreams makes a ssePipeServer whose streams are handed to the test,
+// which writes their frames itself.
+func ssePipeOpenStreams() (*ssePipeServer, <-chan *io.PipeWriter) {
+	writers := make(chan *io.PipeWriter, 1)
+	return &ssePipeServer{stream: func(r *http.Request) (*http.Response, error) {
+		res, pw := ssePipeStream(r)
+		writers <- pw
+		return res, nil
+	}}, writers
+}
+
+type sseWaitResult struct {
+	ready bool
+	err   error
+	at    time.Time
+}
+
+func sseStartWait(ctx context.Context, c *miosa.Client, wait miosa.WaitOptions) <-chan sseWaitResult {
+	done := make(chan sseWaitResult, 1)
+	go func() {
+		ready, err := c.Sandboxes.WaitUntilReady(ctx, "sb_1", wait)
+		done <- sseWaitResult{ready, err, time.Now()}
+	}()
+	return done
+}
+
+func TestWaitUntilReady_CancelAfterEventReturnsAtOnceAndLeavesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, writers := ssePipeOpenStreams()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := sseStartWait(ctx, srv.client(t), miosa.WaitOptions{})
+
+		pw := <-writers
+		_, err := io.WriteString(pw, "id: 1\nevent: progress\ndata: 50\n\n")
+		require.NoError(t, err)
+		synctest.Wait() // the client has read and handled the event
+		cancelAt := time.Now()
+		cancel()
+		res := <-done
+
+		require.ErrorIs(t, res.err, context.Canceled)
+		assert.False(t, res.ready)
+		assert.Equal(t, cancelAt, res.at, "no time may pass between cancel and return")
+		streams, polls := srv.counts()
+		assert.Equal(t, 1, streams)
+		assert.Zero(t, polls)
+		_, err = io.WriteString(pw, "event: ready\n\n")
+		assert.Error(t, err, "the stream's body must have been closed")
+	})
+}
+
+func TestWaitUntilReady_DeadlineWhileStreamingReturnsDeadlineError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, writers := ssePipeOpenStreams()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		done := sseStartWait(ctx, srv.client(t), miosa.WaitOptions{})
+		pw := <-writers
+		_, err := io.WriteString(pw, ": keepalive\n\nevent: progress\n\n")
+		require.NoError(t, err)
+
+		res := <-done
+		require.ErrorIs(t, res.err, context.DeadlineExceeded)
+		assert.False(t, res.ready)
+		assert.Equal(t, 5*time.Second, res.at.Sub(start))
+		streams, polls := srv.counts()
+		assert.Equal(t, 1, streams)
+		assert.Zero(t, polls)
+	})
+}
+
+func TestWaitUntilReady_CancelBeforeHeadersReturnsContextError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		arrived := make(chan struct{})
+		srv := &ssePipeServer{stream: func(r *http.Request) (*http.Response, error) {
+			close(arrived)
+			<-r.Context().Done() // headers never come
+			return nil, r.Context().Err()
+		}}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := sseStartWait(ctx, srv.client(t), miosa.WaitOptions{})
+		<-arrived
+		synctest.Wait()
+		cancelAt := time.Now()
+		cancel()
+		res := <-done
+		require.ErrorIs(t, res.err, context.Canceled)
+		assert.Equal(t, cancelAt, res.at)
+		streams, polls := srv.counts()
+		assert.Equal(t, 1, streams)
+		assert.Zero(t, polls)
+	})
+}
+
+func TestWaitUntilReady_LocalTimeoutEndsASilentStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, writers := ssePipeOpenStreams()
+		start := time.Now()
+		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
+		<-writers
+		res := <-done
+		require.NoError(t, res.err)
+		assert.False(t, res.ready)
+		assert.Equal(t, 3*time.Second, res.at.Sub(start))
+		_, polls := srv.counts()
+		assert.Zero(t, polls)
+	})
+}
+
+func TestWaitUntilReady_DefaultLocalTimeoutIsThirtySeconds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := &ssePipeServer{poll: func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false}}`)
+		}}
+		start := time.Now()
+		res := <-sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{PollOnly: true})
+		require.NoError(t, res.err)
+		assert.False(t, res.ready)
+		assert.Equal(t, 30*time.Second, res.at.Sub(start))
+	})
+}
+
+func TestWaitUntilReady_LocalTimeoutBoundsStreamAndPollingTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, writers := ssePipeOpenStreams()
+		srv.poll = func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false,"status":"booting"}}`)
+		}
+		start := time.Now()
+		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
+		pw := <-writers
+		time.Sleep(time.Second)
+		require.NoError(t, pw.Close()) // the stream ends without a verdict after 1 s
+
+		res := <-done
+		require.NoError(t, res.err)
+		assert.False(t, res.ready)
+		assert.Equal(t, 3*time.Second, res.at.Sub(start), "the 3 s cover the stream and the polls")
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		require.NotEmpty(t, srv.pollTimes)
+		assert.Equal(t, time.Second, srv.pollTimes[0].Sub(start), "polling starts when the stream ends")
+		// One poll every 10 ms for the remaining 2 s; the poll due at the very
+		// instant of the deadline may or may not start.
+		assert.InDelta(t, 200, srv.polls, 1)
+	})
+}
+
+func TestWaitUntilReady_PollsOneAtATimeAtTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := &ssePipeServer{poll: func(n int) *http.Response {
+			if n < 4 {
+				return ssePipeJSON(nil, http.StatusOK, `{"ready":false}`)
+			}
+			return ssePipeJSON(nil, http.StatusOK, `{"status":"ready"}`)
+		}}
+		start := time.Now()
+		res := <-sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{PollOnly: true, PollInterval: 250 * time.Millisecond})
+		require.NoError(t, res.err)
+		assert.True(t, res.ready)
+		assert.Equal(t, 750*time.Millisecond, res.at.Sub(start))
+		streams, polls := srv.counts()
+		assert.Zero(t, streams)
+		assert.Equal(t, 4, polls)
+		assert.Equal(t, 1, srv.maxFlight)
+	})
+}
+
+func TestWaitUntilReady_PollingHonoursRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := &ssePipeServer{poll: func(n int) *http.Response {
+			if n == 1 {
+				res := ssePipeJSON(nil, http.StatusTooManyRequests, `{"message":"slow down","code":"RATE_LIMITED"}`)
+				res.Header.Set("Retry-After", "2")
+				return res
+			}
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":true}}`)
+		}}
+		start := time.Now()
+		res := <-sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{})
+		require.NoError(t, res.err)
+		assert.True(t, res.ready)
+		assert.Equal(t, 2*time.Second, res.at.Sub(start), "the second poll waits out the server's hint")
+		streams, polls := srv.counts()
+		assert.Equal(t, 1, streams)
+		assert.Equal(t, 2, polls)
+	})
+}
+
+func TestWaitUntilReady_CancelWhilePollingReturnsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := &ssePipeServer{poll: func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"ready":false}`)
+		}}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := sseStartWait(ctx, srv.client(t), miosa.WaitOptions{PollInterval: time.Second})
+		time.Sleep(2500 * time.Millisecond)
+		cancelAt := time.Now()
+		cancel()
+		res := <-done
+		require.ErrorIs(t, res.err, context.Canceled)
+		assert.False(t, res.ready)
+		assert.Equal(t, cancelAt, res.at)
+		_, polls := srv.counts()
+		assert.Equal(t, 3, polls)
+	})
+}
+
+func TestWaitUntilReady_VerdictEventsReturnAtOnceAndCloseTheStream(t *testing.T) {
+	tests := []struct {
+		frame     string
+		wantReady bool
+	}{
+		{"event: ready\ndata: {}\n\n", true},
+		{"event: timeout\ndata: {\"reason\":\"not_ready_after_30s\"}\n\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.frame, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv, writers := ssePipeOpenStreams()
+				done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{})
+				pw := <-writers
+				time.Sleep(time.Second)
+				sentAt := time.Now()
+				_, err := io.WriteString(pw, ": hb\n\n"+tt.frame)
+				require.NoError(t, err)
+
+				// The server keeps the stream open: only the verdict can end the wait.
+				res := <-done
+				require.NoError(t, res.err)
+				assert.Equal(t, tt.wantReady, res.ready)
+				assert.Equal(t, sentAt, res.at, "the verdict must end the wait without waiting for the stream to close")
+				_, err = io.WriteString(pw, ": more\n\n")
+				assert.Error(t, err, "the stream's body must have been closed")
+				streams, polls := srv.counts()
+				assert.Equal(t, 1, streams)
+				assert.Zero(t, polls)
+			})
+		})
+	}
+}
