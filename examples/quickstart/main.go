@@ -1,0 +1,82 @@
+// Command quickstart creates a sandbox, waits until it is ready, runs a
+// command in it, forks it, shares a preview and deletes both sandboxes.
+//
+// With MIOSA_API_KEY set it uses the real API; otherwise it runs against the
+// embedded fake.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/miosa-ai/miosa-go"
+	"github.com/miosa-ai/miosa-go/examples/internal/connect"
+)
+
+func main() {
+	client, done, err := connect.Client()
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = run(client)
+	done()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(client *miosa.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	sb, err := client.Sandboxes.Create(ctx, miosa.ComputerCreateParams{Name: "quickstart"})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("created sandbox %s (%s)\n", sb.ID, sb.Status)
+	defer func() {
+		if err := client.Sandboxes.Delete(context.WithoutCancel(ctx), sb.ID); err != nil {
+			log.Printf("deleting %s: %v", sb.ID, err)
+		}
+	}()
+
+	start := time.Now()
+	ready, err := client.Sandboxes.WaitUntilReady(ctx, sb.ID, miosa.WaitOptions{})
+	if err != nil {
+		return err
+	}
+	if !ready {
+		return fmt.Errorf("sandbox %s did not become ready", sb.ID)
+	}
+	fmt.Printf("ready after %s\n", time.Since(start).Round(time.Millisecond))
+
+	res, err := client.Exec.Run(ctx, sb.ID, miosa.ExecParams{Command: "echo hello from MIOSA"})
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	fmt.Printf("exec: %q (exit code %d)\n", res.Output, res.ExitCode)
+
+	fork, err := client.Sandboxes.Fork(ctx, sb.ID, miosa.SandboxForkParams{Name: "quickstart-fork"})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("forked into %s\n", fork.ID)
+	defer func() {
+		if err := client.Sandboxes.Delete(context.WithoutCancel(ctx), fork.ID); err != nil {
+			log.Printf("deleting %s: %v", fork.ID, err)
+		}
+	}()
+
+	preview, err := client.Sandboxes.PreviewToken(ctx, sb.ID, miosa.PreviewTokenParams{ExpiresIn: 15 * time.Minute})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("preview (%s scope) until %s: %s\n", preview.Scope, preview.ExpiresAt.Format(time.RFC3339), preview.URL)
+	fmt.Println("deleting both sandboxes")
+	return nil
+}
