@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"slices"
 	"sync"
 	"time"
@@ -17,17 +16,7 @@ import (
 
 const sandboxes = 50
 
-func main() {
-	client, done, err := connect.Client()
-	if err != nil {
-		log.Fatal(err)
-	}
-	err = run(client)
-	done()
-	if err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { connect.Run(run) }
 
 // timing is how long one sandbox spent in each step.
 type timing struct{ create, ready, exec time.Duration }

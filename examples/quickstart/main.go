@@ -15,17 +15,7 @@ import (
 	"github.com/miosa-ai/miosa-go/examples/internal/connect"
 )
 
-func main() {
-	client, done, err := connect.Client()
-	if err != nil {
-		log.Fatal(err)
-	}
-	err = run(client)
-	done()
-	if err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { connect.Run(run) }
 
 func run(client *miosa.Client) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -5,15 +5,29 @@ package connect
 
 import (
 	"fmt"
+	"log"
 	"os"
 
 	"github.com/miosa-ai/miosa-go"
 	"github.com/miosa-ai/miosa-go/miosatest"
 )
 
-// Client returns a client and a function that releases what it started.
-// It prints one line saying which API the example talks to.
-func Client(fakeOpts ...miosatest.Option) (*miosa.Client, func(), error) {
+// Run calls example with a client, releases what it started, and exits
+// non-zero if example fails. It prints one line saying which API the
+// example talks to.
+func Run(example func(*miosa.Client) error) {
+	client, done, err := newClient()
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = example(client)
+	done()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func newClient() (*miosa.Client, func(), error) {
 	if os.Getenv("MIOSA_API_KEY") != "" {
 		client, err := miosa.NewClient("")
 		if err != nil {
@@ -22,7 +36,7 @@ func Client(fakeOpts ...miosatest.Option) (*miosa.Client, func(), error) {
 		fmt.Printf("using the MIOSA API at %s\n", client.BaseURL())
 		return client, func() {}, nil
 	}
-	srv, err := miosatest.Start(fakeOpts...)
+	srv, err := miosatest.Start()
 	if err != nil {
 		return nil, nil, err
 	}
