@@ -1,0 +1,165 @@
+package miosa_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/miosa-ai/miosa-go"
+	"github.com/miosa-ai/miosa-go/miosatest"
+)
+
+// These tests run the SDK's main flows end to end against miosatest, the
+// stateful fake, rather than against hand-written handlers.
+
+func TestFlow_CreateWaitExecForkDelete(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		server   []miosatest.Option
+		wait     miosa.WaitOptions
+		streams  int  // readiness stream requests expected
+		polls    bool // whether readiness polls are expected
+		pollOnly bool
+	}{
+		{name: "stream", streams: 1},
+		{name: "stream over TLS and HTTP/2", server: []miosatest.Option{miosatest.WithTLS()}, streams: 1},
+		{name: "stream answers 404", server: []miosatest.Option{miosatest.WithoutReadinessStream()}, streams: 1, polls: true},
+		{name: "poll only", wait: miosa.WaitOptions{PollOnly: true}, streams: 0, polls: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := miosatest.NewServer(t, append(tc.server, miosatest.WithBootDelay(30*time.Millisecond))...)
+			client := srv.Client()
+			ctx := t.Context()
+
+			sb, err := client.Sandboxes.Create(ctx, miosa.ComputerCreateParams{Name: "flow"})
+			require.NoError(t, err)
+			assert.Equal(t, miosa.StatusCreating, sb.Status)
+
+			ready, err := client.Sandboxes.WaitUntilReady(ctx, sb.ID, tc.wait)
+			require.NoError(t, err)
+			require.True(t, ready)
+			assert.Len(t, srv.RequestsTo("GET", "/sandboxes/*/readiness/stream"), tc.streams)
+			polls := srv.RequestsTo("GET", "/sandboxes/*/readiness")
+			if tc.polls {
+				assert.NotEmpty(t, polls)
+			} else {
+				assert.Empty(t, polls)
+			}
+
+			res, err := client.Exec.Run(ctx, sb.ID, miosa.ExecParams{Command: "echo flow works"})
+			require.NoError(t, err)
+			assert.Equal(t, "flow works\n", res.Output)
+			require.NoError(t, res.Err())
+
+			fork, err := client.Sandboxes.Fork(ctx, sb.ID, miosa.SandboxForkParams{Name: "flow-fork"})
+			require.NoError(t, err)
+			assert.NotEqual(t, sb.ID, fork.ID)
+			assert.Equal(t, miosa.DefaultSandboxTemplate, fork.TemplateType)
+
+			listed, err := client.Sandboxes.List(ctx)
+			require.NoError(t, err)
+			assert.Len(t, listed, 2)
+
+			for _, id := range []string{fork.ID, sb.ID} {
+				require.NoError(t, client.Sandboxes.Delete(ctx, id))
+				_, err = client.Sandboxes.Get(ctx, id)
+				assert.ErrorIs(t, err, miosa.ErrNotFound)
+			}
+		})
+	}
+}
+
+func TestFlow_RetriedCreateMakesOneSandbox(t *testing.T) {
+	srv := miosatest.NewServer(t)
+	// The first answer is lost after the server created the sandbox, the
+	// second attempt meets a 503; the third must get the first sandbox back.
+	srv.Inject(miosatest.Fault{Method: "POST", Path: "/computers", Drop: miosatest.DropAfterAct})
+	srv.Inject(miosatest.Fault{Method: "POST", Path: "/computers", Status: 503})
+
+	sb, err := srv.Client().Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{Name: "once"})
+	require.NoError(t, err)
+
+	creates := srv.RequestsTo("POST", "/computers")
+	require.Len(t, creates, 3)
+	for _, r := range creates[1:] {
+		assert.Equal(t, creates[0].IdempotencyKey(), r.IdempotencyKey())
+	}
+	all, err := srv.Client().Computers.List(t.Context(), miosa.ComputerListParams{})
+	require.NoError(t, err)
+	require.Len(t, all, 1, "one logical create, one sandbox")
+	assert.Equal(t, sb.ID, all[0].ID)
+}
+
+func TestFlow_ExecWhoseAnswerIsLostRunsOnceAndIsOutcomeUnknown(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	var runs atomic.Int32
+	srv.HandleExecFunc(func(context.Context, miosatest.ExecRequest) miosatest.ExecResult {
+		runs.Add(1)
+		return miosatest.ExecResult{Stdout: "charged\n"}
+	})
+	client := srv.Client()
+	sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+	require.NoError(t, err)
+
+	srv.Inject(miosatest.Fault{Method: "POST", Path: "/computers/*/exec", Drop: miosatest.DropAfterAct})
+	_, err = client.Exec.Run(t.Context(), sb.ID, miosa.ExecParams{Command: "charge-card"})
+	require.ErrorIs(t, err, miosa.ErrOutcomeUnknown)
+	assert.Len(t, srv.RequestsTo("POST", "/computers/*/exec"), 1, "exec is never sent twice")
+	assert.Equal(t, int32(1), runs.Load())
+}
+
+func TestFlow_ExecIsRetriedWhenTheServerDidNotAct(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	client := srv.Client()
+	sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+	require.NoError(t, err)
+
+	srv.Inject(miosatest.Fault{Method: "POST", Path: "/computers/*/exec", Status: 429})
+	res, err := client.Exec.Run(t.Context(), sb.ID, miosa.ExecParams{Command: "echo after 429"})
+	require.NoError(t, err)
+	assert.Equal(t, "after 429\n", res.Output)
+
+	srv.Inject(miosatest.Fault{Method: "POST", Path: "/computers/*/exec", Status: 500})
+	_, err = client.Exec.Run(t.Context(), sb.ID, miosa.ExecParams{Command: "echo after 500"})
+	assert.ErrorIs(t, err, miosa.ErrServer)
+	assert.Len(t, srv.RequestsTo("POST", "/computers/*/exec"), 3, "429 retried once, 500 not retried")
+}
+
+func TestFlow_WaitUntilReadyWhenTheStreamMisbehaves(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fault  miosatest.StreamFault
+		server []miosatest.Option
+		wait   miosa.WaitOptions
+		ready  bool
+	}{
+		{name: "stream ends without a verdict: polling decides", fault: miosatest.StreamEndWithoutVerdict, ready: true},
+		{name: "stream stalls: the local timeout decides", fault: miosatest.StreamStall,
+			server: []miosatest.Option{miosatest.WithHeartbeatInterval(5 * time.Millisecond)},
+			wait:   miosa.WaitOptions{Timeout: 100 * time.Millisecond}, ready: false},
+		{name: "server gives up first", server: []miosatest.Option{miosatest.WithStreamTimeout(20 * time.Millisecond)},
+			ready: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := miosatest.NewServer(t, append(tc.server, miosatest.WithBootDelay(time.Hour))...)
+			client := srv.Client()
+			sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+			require.NoError(t, err)
+			if tc.ready {
+				require.NoError(t, srv.SetStatus(sb.ID, miosa.StatusRunning))
+			}
+			if tc.fault != miosatest.StreamNormal {
+				srv.Inject(miosatest.Fault{Stream: tc.fault})
+			}
+
+			ready, err := client.Sandboxes.WaitUntilReady(t.Context(), sb.ID, tc.wait)
+			require.NoError(t, err)
+			assert.Equal(t, tc.ready, ready)
+			assert.Len(t, srv.RequestsTo("GET", "/sandboxes/*/readiness/stream"), 1, "the stream is never reopened")
+		})
+	}
+}
