@@ -3,10 +3,7 @@ package miosa_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,68 +13,10 @@ import (
 	"github.com/miosa-ai/miosa-go"
 )
 
-// sbRequest is what the fake server received.
-type sbRequest struct {
-	Method, Path, Query string
-	Header              http.Header
-	Body                string
-}
-
-type sbAnswer struct {
-	status int
-	body   string
-}
-
-// sbServer records every request and plays back its answers in order; the
-// last answer repeats.
-type sbServer struct {
-	mu       sync.Mutex
-	answers  []sbAnswer
-	requests []sbRequest
-}
-
-func newSBServer(t *testing.T, answers ...sbAnswer) (*sbServer, *miosa.Client) {
-	t.Helper()
-	s := &sbServer{answers: answers}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		s.mu.Lock()
-		s.requests = append(s.requests, sbRequest{
-			Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-			Header: r.Header.Clone(), Body: string(body),
-		})
-		a := sbAnswer{status: http.StatusOK, body: `{}`}
-		if n := len(s.requests); len(s.answers) > 0 {
-			a = s.answers[min(n, len(s.answers))-1]
-		}
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(a.status)
-		_, _ = io.WriteString(w, a.body)
-	}))
-	t.Cleanup(srv.Close)
-	c, err := miosa.NewClient(sseTestKey, miosa.WithBaseURL(srv.URL+"/api/v1"), miosa.WithRetryDelay(0, 0))
-	require.NoError(t, err)
-	return s, c
-}
-
-func (s *sbServer) received() []sbRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]sbRequest(nil), s.requests...)
-}
-
-func (s *sbServer) only(t *testing.T) sbRequest {
-	t.Helper()
-	reqs := s.received()
-	require.Len(t, reqs, 1)
-	return reqs[0]
-}
-
 const sbComputer = `{"id":"sb_1","name":"demo","status":"creating","template_type":"miosa-sandbox","created_at":"2026-05-18T00:00:00Z"}`
 
 func TestSandboxes_TemplateIsTheSandboxTemplate(t *testing.T) {
-	_, c := newSBServer(t)
+	_, c := newScriptedServer(t)
 	assert.Equal(t, "miosa-sandbox", c.Sandboxes.Template())
 	assert.Equal(t, miosa.DefaultSandboxTemplate, c.Sandboxes.Template())
 }
@@ -95,19 +34,19 @@ func TestSandboxesCreate_PostsComputerWithSandboxTemplate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, c := newSBServer(t, sbAnswer{http.StatusCreated, `{"computer":` + sbComputer + `}`})
+			srv, c := newScriptedServer(t, reply{http.StatusCreated, `{"computer":` + sbComputer + `}`})
 			sb, err := c.Sandboxes.Create(context.Background(), tt.params)
 			require.NoError(t, err)
 			assert.Equal(t, "sb_1", sb.ID)
 			assert.Equal(t, miosa.StatusCreating, sb.Status)
 			assert.Equal(t, time.Date(2026, 5, 18, 0, 0, 0, 0, time.UTC), sb.CreatedAt)
-			r := srv.only(t)
+			r := srv.onlyRequest(t)
 			assert.Equal(t, http.MethodPost, r.Method)
-			assert.Equal(t, "/api/v1/computers", r.Path)
+			assert.Equal(t, "/computers", r.Path)
 			assert.Empty(t, r.Query)
-			assert.JSONEq(t, tt.wantBody, r.Body)
+			assert.JSONEq(t, tt.wantBody, string(r.Body))
 			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-			assert.Equal(t, "Bearer "+sseTestKey, r.Header.Get("Authorization"))
+			assert.Equal(t, "Bearer "+scriptedKey, r.Header.Get("Authorization"))
 			assert.NotEmpty(t, r.Header.Get("Idempotency-Key"))
 		})
 	}
@@ -127,13 +66,13 @@ func TestSandboxesCreateAndFork_KeepTheIdempotencyKeyAcrossA503(t *testing.T) {
 	}
 	for _, tt := range calls {
 		t.Run(tt.name+" generated key", func(t *testing.T) {
-			srv, c := newSBServer(t,
-				sbAnswer{http.StatusServiceUnavailable, `Service Unavailable`},
-				sbAnswer{http.StatusCreated, sbComputer})
+			srv, c := newScriptedServer(t,
+				reply{http.StatusServiceUnavailable, `Service Unavailable`},
+				reply{http.StatusCreated, sbComputer})
 			sb, err := tt.call(c)
 			require.NoError(t, err)
 			assert.Equal(t, "sb_1", sb.ID)
-			reqs := srv.received()
+			reqs := srv.requests()
 			require.Len(t, reqs, 2)
 			key := reqs[0].Header.Get("Idempotency-Key")
 			require.NotEmpty(t, key)
@@ -141,29 +80,29 @@ func TestSandboxesCreateAndFork_KeepTheIdempotencyKeyAcrossA503(t *testing.T) {
 			assert.Equal(t, reqs[0].Body, reqs[1].Body)
 		})
 		t.Run(tt.name+" caller key", func(t *testing.T) {
-			srv, c := newSBServer(t,
-				sbAnswer{http.StatusServiceUnavailable, `{}`},
-				sbAnswer{http.StatusCreated, sbComputer})
+			srv, c := newScriptedServer(t,
+				reply{http.StatusServiceUnavailable, `{}`},
+				reply{http.StatusCreated, sbComputer})
 			_, err := tt.call(c, miosa.WithIdempotencyKey("key-1"))
 			require.NoError(t, err)
-			for _, r := range srv.received() {
+			for _, r := range srv.requests() {
 				assert.Equal(t, "key-1", r.Header.Get("Idempotency-Key"))
 			}
-			assert.Len(t, srv.received(), 2)
+			assert.Len(t, srv.requests(), 2)
 		})
 	}
 }
 
 func TestSandboxesGet_FetchesTheComputer(t *testing.T) {
 	for _, body := range []string{sbComputer, `{"data":` + sbComputer + `}`, `{"sandbox":` + sbComputer + `}`} {
-		srv, c := newSBServer(t, sbAnswer{http.StatusOK, body})
+		srv, c := newScriptedServer(t, reply{http.StatusOK, body})
 		sb, err := c.Sandboxes.Get(context.Background(), "sb/1")
 		require.NoError(t, err)
 		assert.Equal(t, "sb_1", sb.ID)
 		assert.JSONEq(t, sbComputer, string(sb.Raw))
-		r := srv.only(t)
+		r := srv.onlyRequest(t)
 		assert.Equal(t, http.MethodGet, r.Method)
-		assert.Equal(t, "/api/v1/computers/sb%2F1", r.Path)
+		assert.Equal(t, "/computers/sb%2F1", r.Path)
 		assert.Empty(t, r.Body)
 		assert.Empty(t, r.Header.Get("Content-Type"))
 		assert.Empty(t, r.Header.Get("Idempotency-Key"))
@@ -173,21 +112,21 @@ func TestSandboxesGet_FetchesTheComputer(t *testing.T) {
 func TestSandboxesList_KeepsOnlySandboxes(t *testing.T) {
 	items := `[{"id":"a","template_type":"miosa-sandbox"},{"id":"b","template_type":"miosa-desktop"},{"id":"c","template_type":"miosa-sandbox"},{"id":"d"}]`
 	for _, body := range []string{items, `{"computers":` + items + `}`, `{"data":` + items + `,"meta":{"total":4,"page":1,"per_page":20}}`} {
-		srv, c := newSBServer(t, sbAnswer{http.StatusOK, body})
+		srv, c := newScriptedServer(t, reply{http.StatusOK, body})
 		got, err := c.Sandboxes.List(context.Background())
 		require.NoError(t, err)
 		require.Len(t, got, 2)
 		assert.Equal(t, "a", got[0].ID)
 		assert.Equal(t, "c", got[1].ID)
-		r := srv.only(t)
+		r := srv.onlyRequest(t)
 		assert.Equal(t, http.MethodGet, r.Method)
-		assert.Equal(t, "/api/v1/computers", r.Path)
+		assert.Equal(t, "/computers", r.Path)
 		assert.Empty(t, r.Query)
 	}
 }
 
 func TestSandboxesList_NoSandboxesIsAnEmptyList(t *testing.T) {
-	_, c := newSBServer(t, sbAnswer{http.StatusOK, `{"computers":[{"id":"b","template_type":"miosa-desktop"}]}`})
+	_, c := newScriptedServer(t, reply{http.StatusOK, `{"computers":[{"id":"b","template_type":"miosa-desktop"}]}`})
 	got, err := c.Sandboxes.List(context.Background())
 	require.NoError(t, err)
 	assert.NotNil(t, got)
@@ -195,12 +134,12 @@ func TestSandboxesList_NoSandboxesIsAnEmptyList(t *testing.T) {
 }
 
 func TestSandboxesDelete_DeletesTheComputerWithoutForce(t *testing.T) {
-	for _, answer := range []sbAnswer{{http.StatusNoContent, ``}, {http.StatusOK, `{"ok":true}`}} {
-		srv, c := newSBServer(t, answer)
+	for _, answer := range []reply{{http.StatusNoContent, ``}, {http.StatusOK, `{"ok":true}`}} {
+		srv, c := newScriptedServer(t, answer)
 		require.NoError(t, c.Sandboxes.Delete(context.Background(), "sb_1"))
-		r := srv.only(t)
+		r := srv.onlyRequest(t)
 		assert.Equal(t, http.MethodDelete, r.Method)
-		assert.Equal(t, "/api/v1/computers/sb_1", r.Path)
+		assert.Equal(t, "/computers/sb_1", r.Path)
 		assert.Empty(t, r.Query)
 		assert.Empty(t, r.Body)
 	}
@@ -219,14 +158,14 @@ func TestSandboxesFork_SendsOnlySetFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, c := newSBServer(t, sbAnswer{http.StatusCreated, `{"sandbox":{"id":"sb_2","template_type":"miosa-sandbox"}}`})
+			srv, c := newScriptedServer(t, reply{http.StatusCreated, `{"sandbox":{"id":"sb_2","template_type":"miosa-sandbox"}}`})
 			sb, err := c.Sandboxes.Fork(context.Background(), "sb_1", tt.params)
 			require.NoError(t, err)
 			assert.Equal(t, "sb_2", sb.ID)
-			r := srv.only(t)
+			r := srv.onlyRequest(t)
 			assert.Equal(t, http.MethodPost, r.Method)
-			assert.Equal(t, "/api/v1/sandboxes/sb_1/fork", r.Path)
-			assert.JSONEq(t, tt.wantBody, r.Body)
+			assert.Equal(t, "/sandboxes/sb_1/fork", r.Path)
+			assert.JSONEq(t, tt.wantBody, string(r.Body))
 			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
 			assert.NotEmpty(t, r.Header.Get("Idempotency-Key"))
 		})
@@ -255,14 +194,14 @@ func TestSandboxesUpdate_SendsOnlySetFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, c := newSBServer(t, sbAnswer{http.StatusOK, `{"data":{"id":"sb_1","name":"n"}}`})
+			srv, c := newScriptedServer(t, reply{http.StatusOK, `{"data":{"id":"sb_1","name":"n"}}`})
 			sb, err := c.Sandboxes.Update(context.Background(), "sb_1", tt.params)
 			require.NoError(t, err)
 			assert.Equal(t, "sb_1", sb.ID)
-			r := srv.only(t)
+			r := srv.onlyRequest(t)
 			assert.Equal(t, http.MethodPatch, r.Method)
-			assert.Equal(t, "/api/v1/sandboxes/sb_1", r.Path)
-			assert.JSONEq(t, tt.wantBody, r.Body)
+			assert.Equal(t, "/sandboxes/sb_1", r.Path)
+			assert.JSONEq(t, tt.wantBody, string(r.Body))
 			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
 			assert.Empty(t, r.Header.Get("Idempotency-Key"))
 		})
@@ -282,13 +221,13 @@ func TestSandboxesPreviewToken_AlwaysSendsExpiryAndScope(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, c := newSBServer(t, sbAnswer{http.StatusOK, `{"token":"tok","url":"https://p.example/x","expires_at":"2026-05-18T01:00:00Z","scope":"read"}`})
+			srv, c := newScriptedServer(t, reply{http.StatusOK, `{"token":"tok","url":"https://p.example/x","expires_at":"2026-05-18T01:00:00Z","scope":"read"}`})
 			_, err := c.Sandboxes.PreviewToken(context.Background(), "sb_1", tt.params)
 			require.NoError(t, err)
-			r := srv.only(t)
+			r := srv.onlyRequest(t)
 			assert.Equal(t, http.MethodPost, r.Method)
-			assert.Equal(t, "/api/v1/sandboxes/sb_1/preview-token", r.Path)
-			assert.JSONEq(t, tt.wantBody, r.Body)
+			assert.Equal(t, "/sandboxes/sb_1/preview-token", r.Path)
+			assert.JSONEq(t, tt.wantBody, string(r.Body))
 			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
 		})
 	}
@@ -297,7 +236,7 @@ func TestSandboxesPreviewToken_AlwaysSendsExpiryAndScope(t *testing.T) {
 func TestSandboxesPreviewToken_DecodesEveryEnvelope(t *testing.T) {
 	const token = `{"token":"tok","url":"https://p.example/x","expires_at":"2026-05-18T01:00:00Z","scope":"interact","extra":1}`
 	for _, body := range []string{token, `{"data":` + token + `}`, `{"result":` + token + `}`, `{"preview_token":` + token + `}`} {
-		_, c := newSBServer(t, sbAnswer{http.StatusCreated, body})
+		_, c := newScriptedServer(t, reply{http.StatusCreated, body})
 		pt, err := c.Sandboxes.PreviewToken(context.Background(), "sb_1", miosa.PreviewTokenParams{})
 		require.NoError(t, err, body)
 		assert.Equal(t, "tok", pt.Token)
@@ -330,7 +269,7 @@ func TestSandboxesReadiness_DecodesEveryShape(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
-			srv, c := newSBServer(t, sbAnswer{http.StatusOK, tt.body})
+			srv, c := newScriptedServer(t, reply{http.StatusOK, tt.body})
 			r, err := c.Sandboxes.Readiness(context.Background(), "sb_1")
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantReady, r.Ready)
@@ -341,9 +280,9 @@ func TestSandboxesReadiness_DecodesEveryShape(t *testing.T) {
 				wantRaw = tt.body
 			}
 			assert.JSONEq(t, wantRaw, string(r.Raw))
-			req := srv.only(t)
+			req := srv.onlyRequest(t)
 			assert.Equal(t, http.MethodGet, req.Method)
-			assert.Equal(t, "/api/v1/sandboxes/sb_1/readiness", req.Path)
+			assert.Equal(t, "/sandboxes/sb_1/readiness", req.Path)
 			assert.Empty(t, req.Query)
 			assert.Equal(t, "application/json", req.Header.Get("Accept"))
 		})
@@ -351,14 +290,14 @@ func TestSandboxesReadiness_DecodesEveryShape(t *testing.T) {
 }
 
 func TestSandboxes_APIErrorsComeBackTyped(t *testing.T) {
-	srv, c := newSBServer(t, sbAnswer{http.StatusNotFound, `{"error":{"code":"NOT_FOUND","message":"Host not found"}}`})
+	srv, c := newScriptedServer(t, reply{http.StatusNotFound, `{"error":{"code":"NOT_FOUND","message":"Host not found"}}`})
 	_, err := c.Sandboxes.Readiness(context.Background(), "sb_1")
 	require.ErrorIs(t, err, miosa.ErrNotFound)
 	var apiErr *miosa.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, "NOT_FOUND", apiErr.Code)
 	assert.Equal(t, "/sandboxes/sb_1/readiness", apiErr.Path)
-	assert.Len(t, srv.received(), 1, "404 is not retried")
+	assert.Len(t, srv.requests(), 1, "404 is not retried")
 }
 
 func TestSandboxes_InvalidInputSendsNothing(t *testing.T) {
@@ -410,10 +349,10 @@ func TestSandboxes_InvalidInputSendsNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, c := newSBServer(t)
+			srv, c := newScriptedServer(t)
 			err := tt.call(c)
 			require.ErrorIs(t, err, miosa.ErrInvalidParams)
-			assert.Empty(t, srv.received())
+			assert.Empty(t, srv.requests())
 		})
 	}
 }

@@ -83,8 +83,8 @@ func FuzzValidateAnswer(f *testing.F) {
 		if status != 200 {
 			status = 422
 		}
-		fake := &tplServer{replies: []tplReply{{status, string(body)}}}
-		client, err := miosa.NewClient("msk_test_templates",
+		fake := &scriptedServer{replies: []reply{{status, string(body)}}}
+		client, err := miosa.NewClient(scriptedKey,
 			miosa.WithBaseURL("http://127.0.0.1"),
 			miosa.WithHTTPClient(&http.Client{Transport: tplTransport{fake}}))
 		require.NoError(t, err)

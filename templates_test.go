@@ -4,10 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -18,78 +16,6 @@ import (
 
 	"github.com/miosa-ai/miosa-go"
 )
-
-// tplRequest is what the fake server received.
-type tplRequest struct {
-	Method string
-	Path   string // escaped, as on the wire
-	Query  string
-	Header http.Header
-	Body   []byte
-}
-
-// tplReply is one scripted answer.
-type tplReply struct {
-	Status int
-	Body   string
-}
-
-// tplServer records every request and answers them with its replies in
-// order, repeating the last one when they run out.
-type tplServer struct {
-	mu      sync.Mutex
-	replies []tplReply
-	reqs    []tplRequest
-	onServe func(n int) // called with the 1-based request number, if set
-}
-
-func (s *tplServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	s.mu.Lock()
-	s.reqs = append(s.reqs, tplRequest{
-		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-		Header: r.Header.Clone(), Body: body,
-	})
-	n := len(s.reqs)
-	reply := tplReply{Status: http.StatusOK, Body: "{}"}
-	if len(s.replies) > 0 {
-		reply = s.replies[min(n, len(s.replies))-1]
-	}
-	onServe := s.onServe
-	s.mu.Unlock()
-	if onServe != nil {
-		onServe(n)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(reply.Status)
-	_, _ = io.WriteString(w, reply.Body)
-}
-
-func (s *tplServer) requests() []tplRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]tplRequest(nil), s.reqs...)
-}
-
-// onlyRequest returns the one request the server received.
-func (s *tplServer) onlyRequest(t *testing.T) tplRequest {
-	t.Helper()
-	reqs := s.requests()
-	require.Len(t, reqs, 1)
-	return reqs[0]
-}
-
-// newTplServer starts a loopback server answering with replies and a client
-// pointed at it that retries without delay.
-func newTplServer(t *testing.T, replies ...tplReply) (*tplServer, *miosa.Client) {
-	t.Helper()
-	fake := &tplServer{replies: replies}
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	client, err := miosa.NewClient("msk_test_templates", miosa.WithBaseURL(srv.URL), miosa.WithRetryDelay(0, 0))
-	require.NoError(t, err)
-	return fake, client
-}
 
 // tplTransport serves requests in memory, with no goroutine and no socket,
 // so a client using it runs entirely inside a synctest bubble.
@@ -112,10 +38,10 @@ func (t tplTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // newTplBubbleClient returns a client whose requests fake answers in memory.
 // It keeps the default retry delays, so an unwanted retry would show on the
 // fake clock and in the request count.
-func newTplBubbleClient(t *testing.T, replies ...tplReply) (*tplServer, *miosa.Client) {
+func newTplBubbleClient(t *testing.T, replies ...reply) (*scriptedServer, *miosa.Client) {
 	t.Helper()
-	fake := &tplServer{replies: replies}
-	client, err := miosa.NewClient("msk_test_templates",
+	fake := &scriptedServer{replies: replies}
+	client, err := miosa.NewClient(scriptedKey,
 		miosa.WithBaseURL("http://127.0.0.1"),
 		miosa.WithHTTPClient(&http.Client{Transport: tplTransport{fake}}))
 	require.NoError(t, err)
@@ -141,7 +67,7 @@ func TestSandboxTemplatesList_SendsIncludeAliasesOnlyWhenAsked(t *testing.T) {
 		{"aliases", miosa.SandboxTemplateListParams{IncludeAliases: true}, "include_aliases=true"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake, client := newTplServer(t, tplReply{200, `[]`})
+			fake, client := newScriptedServer(t, reply{200, `[]`})
 			_, err := client.SandboxTemplates.List(t.Context(), tc.params)
 			require.NoError(t, err)
 			req := fake.onlyRequest(t)
@@ -164,7 +90,7 @@ func TestSandboxTemplatesList_DecodesEveryEnvelope(t *testing.T) {
 		{"data holding named", `{"data":{"templates":[` + tplObject + `]}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, client := newTplServer(t, tplReply{200, tc.body})
+			_, client := newScriptedServer(t, reply{200, tc.body})
 			templates, err := client.SandboxTemplates.List(t.Context(), miosa.SandboxTemplateListParams{})
 			require.NoError(t, err)
 			require.Len(t, templates, 1)
@@ -182,7 +108,7 @@ func TestSandboxTemplatesGet_DecodesEveryEnvelope(t *testing.T) {
 		{"result", `{"result":` + tplObject + `}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake, client := newTplServer(t, tplReply{200, tc.body})
+			fake, client := newScriptedServer(t, reply{200, tc.body})
 			tpl, err := client.SandboxTemplates.Get(t.Context(), "tpl_1")
 			require.NoError(t, err)
 			req := fake.onlyRequest(t)
@@ -219,7 +145,7 @@ func TestSandboxTemplate_ToleratesOddShapes(t *testing.T) {
 }
 
 func TestSandboxTemplatesGet_EscapesID(t *testing.T) {
-	fake, client := newTplServer(t, tplReply{200, tplObject})
+	fake, client := newScriptedServer(t, reply{200, tplObject})
 	_, err := client.SandboxTemplates.Get(t.Context(), "team a/node?v=1")
 	require.NoError(t, err)
 	req := fake.onlyRequest(t)
@@ -253,7 +179,7 @@ func TestSandboxTemplatesCreate_SendsBodyAndIdempotencyKey(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake, client := newTplServer(t, tplReply{201, `{"template":` + tplObject + `}`})
+			fake, client := newScriptedServer(t, reply{201, `{"template":` + tplObject + `}`})
 			tpl, err := client.SandboxTemplates.Create(t.Context(), tc.params)
 			require.NoError(t, err)
 			assert.Equal(t, "tpl_1", tpl.ID)
@@ -282,10 +208,10 @@ func TestSandboxTemplatesCreates_SendOneIdempotencyKeyOnEveryRetry(t *testing.T)
 	for name, create := range creates {
 		for _, callerKey := range []string{"", "caller-key-1"} {
 			t.Run(name+"/key="+callerKey, func(t *testing.T) {
-				fake, client := newTplServer(t,
-					tplReply{503, `{"error":"Service Unavailable"}`},
-					tplReply{503, `Service Unavailable`},
-					tplReply{201, `{"id":"x"}`})
+				fake, client := newScriptedServer(t,
+					reply{503, `{"error":"Service Unavailable"}`},
+					reply{503, `Service Unavailable`},
+					reply{201, `{"id":"x"}`})
 				var opts []miosa.Option
 				if callerKey != "" {
 					opts = append(opts, miosa.WithIdempotencyKey(callerKey))
@@ -309,7 +235,7 @@ func TestSandboxTemplatesCreates_SendOneIdempotencyKeyOnEveryRetry(t *testing.T)
 }
 
 func TestSandboxTemplatesCreate_KeysDifferPerLogicalCall(t *testing.T) {
-	fake, client := newTplServer(t, tplReply{201, tplObject})
+	fake, client := newScriptedServer(t, reply{201, tplObject})
 	params := miosa.SandboxTemplateCreateParams{Name: "n", BuildSpec: miosa.BuildSpec{}}
 	for range 2 {
 		_, err := client.SandboxTemplates.Create(t.Context(), params)
@@ -331,7 +257,7 @@ func TestSandboxTemplatesCreateBuild_SendsOverridesOrEmptyObject(t *testing.T) {
 		{"spec override", miosa.TemplateBuildCreateParams{BuildSpec: miosa.BuildSpec{"version": "22"}}, `{"build_spec":{"version":"22"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake, client := newTplServer(t, tplReply{201, buildObject})
+			fake, client := newScriptedServer(t, reply{201, buildObject})
 			_, err := client.SandboxTemplates.CreateBuild(t.Context(), "tpl_1", tc.params)
 			require.NoError(t, err)
 			req := fake.onlyRequest(t)
@@ -352,7 +278,7 @@ func TestSandboxTemplatesCreateBuild_DecodesEveryEnvelope(t *testing.T) {
 		{"named beside its template", `{"template":` + tplObject + `,"build":` + buildObject + `}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, client := newTplServer(t, tplReply{201, tc.body})
+			_, client := newScriptedServer(t, reply{201, tc.body})
 			build, err := client.SandboxTemplates.CreateBuild(t.Context(), "tpl_1", miosa.TemplateBuildCreateParams{})
 			require.NoError(t, err)
 			assert.Equal(t, "bld_1", build.ID)
@@ -370,7 +296,7 @@ func TestSandboxTemplatesListBuilds_DecodesEveryEnvelope(t *testing.T) {
 		{"named with meta", `{"builds":[` + buildObject + `],"meta":{"total":1,"page":1,"per_page":50}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake, client := newTplServer(t, tplReply{200, tc.body})
+			fake, client := newScriptedServer(t, reply{200, tc.body})
 			builds, err := client.SandboxTemplates.ListBuilds(t.Context(), "tpl_1")
 			require.NoError(t, err)
 			req := fake.onlyRequest(t)
@@ -439,7 +365,7 @@ func TestSandboxTemplatesBuildSpecSchema_ReturnsBodyVerbatim(t *testing.T) {
 		`{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["runtime"]}`,
 		"{\n  \"data\": {\"type\": \"object\"}\n}\n",
 	} {
-		fake, client := newTplServer(t, tplReply{200, body})
+		fake, client := newScriptedServer(t, reply{200, body})
 		schema, err := client.SandboxTemplates.BuildSpecSchema(t.Context())
 		require.NoError(t, err)
 		assert.Equal(t, body, string(schema))
@@ -451,7 +377,7 @@ func TestSandboxTemplatesBuildSpecSchema_ReturnsBodyVerbatim(t *testing.T) {
 
 func TestSandboxTemplatesBuildSpecSchema_RefusesNonJSON(t *testing.T) {
 	for _, body := range []string{"", "  ", "<html>schema</html>", `{"type":`} {
-		_, client := newTplServer(t, tplReply{200, body})
+		_, client := newScriptedServer(t, reply{200, body})
 		schema, err := client.SandboxTemplates.BuildSpecSchema(t.Context())
 		require.Error(t, err, "body %q", body)
 		assert.Nil(t, schema)
@@ -459,7 +385,7 @@ func TestSandboxTemplatesBuildSpecSchema_RefusesNonJSON(t *testing.T) {
 }
 
 func TestSandboxTemplatesValidate_SendsBuildSpec(t *testing.T) {
-	fake, client := newTplServer(t, tplReply{200, `{"valid":true}`})
+	fake, client := newScriptedServer(t, reply{200, `{"valid":true}`})
 	_, err := client.SandboxTemplates.Validate(t.Context(), miosa.BuildSpec{"runtime": "node", "packages": []string{"curl"}})
 	require.NoError(t, err)
 	req := fake.onlyRequest(t)
@@ -474,33 +400,33 @@ func TestSandboxTemplatesValidate_ReturnsVerdicts(t *testing.T) {
 	normalized := miosa.BuildSpec{"runtime": "node", "version": "20"}
 	for _, tc := range []struct {
 		name   string
-		reply  tplReply
+		reply  reply
 		valid  bool
 		errors []string
 		spec   miosa.BuildSpec
 	}{
-		{"valid with normalized spec", tplReply{200, `{"valid":true,"build_spec":{"runtime":"node","version":"20"}}`}, true, nil, normalized},
-		{"bare normalized spec", tplReply{200, `{"runtime":"node","version":"20"}`}, true, nil, normalized},
-		{"normalized spec in data", tplReply{200, `{"data":{"runtime":"node","version":"20"}}`}, true, nil, normalized},
-		{"invalid, string errors", tplReply{200, `{"valid":false,"errors":["runtime is required","version must be a string"]}`},
+		{"valid with normalized spec", reply{200, `{"valid":true,"build_spec":{"runtime":"node","version":"20"}}`}, true, nil, normalized},
+		{"bare normalized spec", reply{200, `{"runtime":"node","version":"20"}`}, true, nil, normalized},
+		{"normalized spec in data", reply{200, `{"data":{"runtime":"node","version":"20"}}`}, true, nil, normalized},
+		{"invalid, string errors", reply{200, `{"valid":false,"errors":["runtime is required","version must be a string"]}`},
 			false, []string{"runtime is required", "version must be a string"}, nil},
-		{"invalid, object errors", tplReply{200, `{"valid":false,"errors":[{"path":"runtime","message":"is required"},{"detail":"bad version"}]}`},
+		{"invalid, object errors", reply{200, `{"valid":false,"errors":[{"path":"runtime","message":"is required"},{"detail":"bad version"}]}`},
 			false, []string{"is required", "bad version"}, nil},
-		{"invalid in data envelope", tplReply{200, `{"data":{"valid":false,"errors":["runtime is required"]}}`},
+		{"invalid in data envelope", reply{200, `{"data":{"valid":false,"errors":["runtime is required"]}}`},
 			false, []string{"runtime is required"}, nil},
-		{"errors without valid", tplReply{200, `{"errors":["runtime is required"]}`}, false, []string{"runtime is required"}, nil},
-		{"one error string", tplReply{200, `{"valid":false,"errors":"runtime is required"}`}, false, []string{"runtime is required"}, nil},
-		{"errors by field", tplReply{200, `{"valid":false,"errors":{"version":["must be a string"],"runtime":"is required","packages":{"message":"must be a list"}}}`},
+		{"errors without valid", reply{200, `{"errors":["runtime is required"]}`}, false, []string{"runtime is required"}, nil},
+		{"one error string", reply{200, `{"valid":false,"errors":"runtime is required"}`}, false, []string{"runtime is required"}, nil},
+		{"errors by field", reply{200, `{"valid":false,"errors":{"version":["must be a string"],"runtime":"is required","packages":{"message":"must be a list"}}}`},
 			false, []string{"packages: must be a list", "runtime: is required", "version: must be a string"}, nil},
-		{"one error object", tplReply{200, `{"errors":{"code":"SCHEMA","message":"runtime is required"}}`}, false, []string{"runtime is required"}, nil},
-		{"422 with errors", tplReply{422, `{"valid":false,"errors":["runtime is required"]}`}, false, []string{"runtime is required"}, nil},
-		{"422 with error and errors", tplReply{422, `{"error":"Invalid build spec","code":"INVALID","errors":[{"message":"runtime is required"}]}`},
+		{"one error object", reply{200, `{"errors":{"code":"SCHEMA","message":"runtime is required"}}`}, false, []string{"runtime is required"}, nil},
+		{"422 with errors", reply{422, `{"valid":false,"errors":["runtime is required"]}`}, false, []string{"runtime is required"}, nil},
+		{"422 with error and errors", reply{422, `{"error":"Invalid build spec","code":"INVALID","errors":[{"message":"runtime is required"}]}`},
 			false, []string{"runtime is required"}, nil},
-		{"422 claiming valid is still invalid", tplReply{422, `{"valid":true,"errors":["runtime is required"]}`}, false, []string{"runtime is required"}, nil},
-		{"422 in data envelope", tplReply{422, `{"data":{"valid":false,"errors":["runtime is required"]}}`}, false, []string{"runtime is required"}, nil},
+		{"422 claiming valid is still invalid", reply{422, `{"valid":true,"errors":["runtime is required"]}`}, false, []string{"runtime is required"}, nil},
+		{"422 in data envelope", reply{422, `{"data":{"valid":false,"errors":["runtime is required"]}}`}, false, []string{"runtime is required"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, client := newTplServer(t, tc.reply)
+			_, client := newScriptedServer(t, tc.reply)
 			verdict, err := client.SandboxTemplates.Validate(t.Context(), miosa.BuildSpec{"runtime": "node"})
 			require.NoError(t, err)
 			assert.Equal(t, tc.valid, verdict.Valid)
@@ -512,7 +438,7 @@ func TestSandboxTemplatesValidate_ReturnsVerdicts(t *testing.T) {
 }
 
 func TestSandboxTemplatesValidate_IsRetriedLikeARead(t *testing.T) {
-	fake, client := newTplServer(t, tplReply{503, `{"error":"busy"}`}, tplReply{200, `{"valid":true}`})
+	fake, client := newScriptedServer(t, reply{503, `{"error":"busy"}`}, reply{200, `{"valid":true}`})
 	verdict, err := client.SandboxTemplates.Validate(t.Context(), miosa.BuildSpec{"runtime": "node"})
 	require.NoError(t, err)
 	assert.True(t, verdict.Valid)
@@ -525,18 +451,18 @@ func TestSandboxTemplatesValidate_IsRetriedLikeARead(t *testing.T) {
 func TestSandboxTemplatesValidate_FailuresWithoutAVerdictAreErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		reply    tplReply
+		reply    reply
 		sentinel error
 	}{
-		{"422 without errors", tplReply{422, `{"error":"Unprocessable","code":"INVALID"}`}, miosa.ErrValidation},
-		{"422 with empty errors", tplReply{422, `{"valid":false,"errors":[]}`}, miosa.ErrValidation},
-		{"422 as text", tplReply{422, `Unprocessable Entity`}, miosa.ErrValidation},
-		{"400 with errors", tplReply{400, `{"errors":["malformed JSON"]}`}, miosa.ErrBadRequest},
-		{"401", tplReply{401, `{"error":"Unauthorized"}`}, miosa.ErrUnauthorized},
-		{"500", tplReply{500, `{"error":"boom"}`}, miosa.ErrServer},
+		{"422 without errors", reply{422, `{"error":"Unprocessable","code":"INVALID"}`}, miosa.ErrValidation},
+		{"422 with empty errors", reply{422, `{"valid":false,"errors":[]}`}, miosa.ErrValidation},
+		{"422 as text", reply{422, `Unprocessable Entity`}, miosa.ErrValidation},
+		{"400 with errors", reply{400, `{"errors":["malformed JSON"]}`}, miosa.ErrBadRequest},
+		{"401", reply{401, `{"error":"Unauthorized"}`}, miosa.ErrUnauthorized},
+		{"500", reply{500, `{"error":"boom"}`}, miosa.ErrServer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, client := newTplServer(t, tc.reply)
+			_, client := newScriptedServer(t, tc.reply)
 			verdict, err := client.SandboxTemplates.Validate(t.Context(), miosa.BuildSpec{"runtime": "node"})
 			require.Error(t, err)
 			assert.Nil(t, verdict)
@@ -624,7 +550,7 @@ func TestSandboxTemplates_InvalidInputSendsNoRequest(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake, client := newTplServer(t)
+			fake, client := newScriptedServer(t)
 			err := tc.call(t.Context(), client.SandboxTemplates)
 			require.ErrorIs(t, err, miosa.ErrInvalidParams)
 			assert.Empty(t, fake.requests())
@@ -633,8 +559,8 @@ func TestSandboxTemplates_InvalidInputSendsNoRequest(t *testing.T) {
 }
 
 // buildsReply is a ListBuilds answer holding one build in state status.
-func buildsReply(status string) tplReply {
-	return tplReply{200, `{"builds":[{"id":"bld_0","status":"ready"},{"id":"bld_1","template_id":"tpl_1","status":"` + status + `","error":"npm install exited 1"}]}`}
+func buildsReply(status string) reply {
+	return reply{200, `{"builds":[{"id":"bld_0","status":"ready"},{"id":"bld_1","template_id":"tpl_1","status":"` + status + `","error":"npm install exited 1"}]}`}
 }
 
 func TestWaitForBuild_ReturnsTheFinishedBuild(t *testing.T) {
@@ -708,8 +634,8 @@ func TestWaitForBuild_TimesOutWithErrWaitTimeout(t *testing.T) {
 func TestWaitForBuild_KeepsWaitingWhileTheBuildIsUnlistedOrInAnUnknownState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake, client := newTplBubbleClient(t,
-			tplReply{200, `{"builds":[]}`},
-			tplReply{200, `{"builds":[{"id":"bld_0","status":"failed"}]}`},
+			reply{200, `{"builds":[]}`},
+			reply{200, `{"builds":[{"id":"bld_0","status":"failed"}]}`},
 			buildsReply("optimizing-layers"),
 			buildsReply(miosa.BuildStatusReady))
 		build, err := client.SandboxTemplates.WaitForBuild(t.Context(), "tpl_1", "bld_1", miosa.WaitOptions{})
@@ -721,7 +647,7 @@ func TestWaitForBuild_KeepsWaitingWhileTheBuildIsUnlistedOrInAnUnknownState(t *t
 
 func TestWaitForBuild_TimeoutNamesAnUnlistedBuild(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, client := newTplBubbleClient(t, tplReply{200, `[]`})
+		_, client := newTplBubbleClient(t, reply{200, `[]`})
 		build, err := client.SandboxTemplates.WaitForBuild(t.Context(), "tpl_1", "bld_1", miosa.WaitOptions{Timeout: 10 * time.Second})
 		require.ErrorIs(t, err, miosa.ErrWaitTimeout)
 		assert.Contains(t, err.Error(), "not listed")
@@ -732,8 +658,8 @@ func TestWaitForBuild_TimeoutNamesAnUnlistedBuild(t *testing.T) {
 func TestWaitForBuild_PollsOnceAndRidesOutTransientErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake, client := newTplBubbleClient(t,
-			tplReply{503, `Service Unavailable`},
-			tplReply{429, `{"message":"slow down","retry_after":5}`},
+			reply{503, `Service Unavailable`},
+			reply{429, `{"message":"slow down","retry_after":5}`},
 			buildsReply(miosa.BuildStatusReady))
 		start := time.Now()
 		build, err := client.SandboxTemplates.WaitForBuild(t.Context(), "tpl_1", "bld_1", miosa.WaitOptions{})
@@ -746,7 +672,7 @@ func TestWaitForBuild_PollsOnceAndRidesOutTransientErrors(t *testing.T) {
 
 func TestWaitForBuild_PermanentErrorEndsTheWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake, client := newTplBubbleClient(t, tplReply{404, `{"error":{"code":"NOT_FOUND","message":"Template not found"}}`})
+		fake, client := newTplBubbleClient(t, reply{404, `{"error":{"code":"NOT_FOUND","message":"Template not found"}}`})
 		build, err := client.SandboxTemplates.WaitForBuild(t.Context(), "tpl_1", "bld_1", miosa.WaitOptions{})
 		require.ErrorIs(t, err, miosa.ErrNotFound)
 		assert.NotErrorIs(t, err, miosa.ErrWaitTimeout)
@@ -805,7 +731,7 @@ func TestBuildFailedError_Message(t *testing.T) {
 }
 
 func TestSandboxTemplatesBuildSpecSchema_ReturnsAPIErrors(t *testing.T) {
-	_, client := newTplServer(t, tplReply{404, `{"error":{"code":"NOT_FOUND","message":"no schema"}}`})
+	_, client := newScriptedServer(t, reply{404, `{"error":{"code":"NOT_FOUND","message":"no schema"}}`})
 	schema, err := client.SandboxTemplates.BuildSpecSchema(t.Context())
 	require.ErrorIs(t, err, miosa.ErrNotFound)
 	assert.Nil(t, schema)
