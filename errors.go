@@ -227,11 +227,17 @@ func firstOf(raw json.RawMessage) string {
 	return ""
 }
 
-// capText replaces invalid bytes and then cuts s to at most n bytes without
-// splitting a UTF-8 sequence, so an error message is always valid text of
-// bounded size (replacing after cutting could triple it).
+// capText replaces invalid bytes and control characters and then cuts s to
+// at most n bytes without splitting a UTF-8 sequence, so an error message is
+// always one line of valid text of bounded size: a server cannot forge log
+// lines through it (replacing after cutting could triple its size).
 func capText(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 	if len(s) > n {
 		cut := n
 		for cut > 0 && !utf8.RuneStart(s[cut]) {

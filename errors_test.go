@@ -74,6 +74,9 @@ func TestParseErrorBody_MessageIsCappedValidText(t *testing.T) {
 
 	code, _, _ := parseErrorBody(400, []byte(`{"error":"e","code":"`+strings.Repeat("C", 500)+`"}`))
 	assert.LessOrEqual(t, len(code), 64+len("…"))
+
+	_, msg, _ = parseErrorBody(502, []byte("bad gateway\nlevel=INFO msg=forged\r\x1b[31m"))
+	assert.Equal(t, "bad gateway level=INFO msg=forged  [31m", msg, "control characters cannot start a new log line")
 }
 
 func TestAPIError_ErrorFormat(t *testing.T) {
@@ -182,6 +185,9 @@ func FuzzParseErrorBody(f *testing.F) {
 		}
 		if !utf8.ValidString(msg) || !utf8.ValidString(code) {
 			t.Fatalf("invalid UTF-8: %q %q", code, msg)
+		}
+		if strings.ContainsFunc(msg+code, isControl) {
+			t.Fatalf("control characters: %q %q", code, msg)
 		}
 		if len(msg) > maxErrorMessage+len("…") || len(code) > 64+len("…") {
 			t.Fatalf("not capped: %d, %d bytes", len(msg), len(code))
