@@ -49,22 +49,22 @@ type execRegistry struct {
 
 // HandleExec makes every shell exec of exactly command answer res.
 func (e *Engine) HandleExec(command string, res ExecResult) {
-	e.execs.mu.Lock()
-	defer e.execs.mu.Unlock()
-	if e.execs.commands == nil {
-		e.execs.commands = map[string]ExecResult{}
-	}
-	e.execs.commands[command] = res
+	e.execs.register(&e.execs.commands, command, res)
 }
 
 // HandlePython makes every Python exec of exactly code answer res.
 func (e *Engine) HandlePython(code string, res ExecResult) {
-	e.execs.mu.Lock()
-	defer e.execs.mu.Unlock()
-	if e.execs.python == nil {
-		e.execs.python = map[string]ExecResult{}
+	e.execs.register(&e.execs.python, code, res)
+}
+
+// register sets table[key] to res, making the table on first use.
+func (h *execRegistry) register(table *map[string]ExecResult, key string, res ExecResult) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if *table == nil {
+		*table = map[string]ExecResult{}
 	}
-	e.execs.python[code] = res
+	(*table)[key] = res
 }
 
 // HandleExecFunc makes fn answer every exec (shell or Python) that no exact
