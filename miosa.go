@@ -39,7 +39,8 @@
 // replaces the backoff, and a hint longer than WithMaxRetryAfter is returned
 // to the caller instead of slept. No wait outlasts the context's deadline:
 // when the next attempt could not start in time, the last error is returned
-// at once.
+// at once. Reads (GET, and template validation, which changes nothing) and
+// deletes are retried freely.
 //
 // Create-type calls (computer and sandbox create, fork, template create,
 // build create) carry an Idempotency-Key, generated once per logical call or
