@@ -212,17 +212,37 @@ func (s *ComputersService) listPage(ctx context.Context, params ComputerListPara
 	return decodeList[Computer](ctx, s.client, call{method: http.MethodGet, path: "/computers", query: q}, opts, "computers", "sandboxes")
 }
 
+// maxListPages bounds how many pages one Computers.All walk fetches, so a
+// server that reports an ever-growing or absurd total cannot keep a loop
+// going: at the largest page size a server is known to allow (500) it is five
+// million computers.
+const maxListPages = 10_000
+
 // All lists every computer, fetching pages lazily (GET /computers, page after
 // page) as the loop asks for more. It follows the server's "meta" block and
-// stops after the last page, or after the first when the server sends no
-// meta. On failure, or when ctx ends, it yields one error and stops.
+// stops after the last page, after an empty page, or after the first page
+// when the server sends no meta. On failure, or when ctx ends, it yields one
+// error and stops.
+//
+// The walk is bounded whatever the server claims. Progress is judged by the
+// page asked for, not the one the meta names. A page that brings no computer
+// the previous page did not already hold (a server that ignores "page") is
+// not yielded again: the walk ends there, with an error unless as many
+// computers as the meta's total have been yielded. After maxListPages (10000)
+// pages the walk yields an error saying the server still reports more.
 func (s *ComputersService) All(ctx context.Context, params ComputerListParams, opts ...Option) iter.Seq2[Computer, error] {
 	return func(yield func(Computer, error) bool) {
 		page := params // the caller's params are not modified
 		page.Page = max(page.Page, 1)
-		for {
+		var previous map[string]bool // ids on the page before this one
+		yielded := 0
+		for fetched := 0; ; fetched++ {
 			if err := ctx.Err(); err != nil {
 				yield(Computer{}, fmt.Errorf("miosa: listing computers: %w", err))
+				return
+			}
+			if fetched == maxListPages {
+				yield(Computer{}, fmt.Errorf("miosa: listing computers: stopped after %d pages although the server reports more", maxListPages))
 				return
 			}
 			items, meta, err := s.listPage(ctx, page, opts)
@@ -230,20 +250,38 @@ func (s *ComputersService) All(ctx context.Context, params ComputerListParams, o
 				yield(Computer{}, err)
 				return
 			}
+			if len(items) > 0 && !bringsNew(items, previous) {
+				if meta == nil || yielded < meta.Total {
+					yield(Computer{}, fmt.Errorf("miosa: listing computers: page %d repeats page %d, so the server seems to ignore the page parameter; stopped after %d computers", page.Page, page.Page-1, yielded))
+				}
+				return
+			}
 			for _, c := range items {
 				if !yield(c, nil) {
 					return
 				}
+				yielded++
 			}
-			// Progress is judged by the page asked for, not the one the
-			// meta claims, so a server that ignores "page" cannot make the
-			// walk go on forever.
 			if meta == nil || len(items) == 0 || !(wire.Meta{Total: meta.Total, Page: page.Page, PerPage: meta.PerPage}).HasMore() {
 				return
+			}
+			previous = make(map[string]bool, len(items))
+			for _, c := range items {
+				previous[c.ID] = true
 			}
 			page.Page++
 		}
 	}
+}
+
+// bringsNew reports whether some item's id is not in seen.
+func bringsNew(items []Computer, seen map[string]bool) bool {
+	for _, c := range items {
+		if !seen[c.ID] {
+			return true
+		}
+	}
+	return false
 }
 
 // Delete deletes a computer (DELETE /computers/{id}). The server may refuse
