@@ -6,17 +6,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"os"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/miosa-ai/miosa-go"
-	"github.com/miosa-ai/miosa-go/examples/internal/connect"
+	"github.com/miosa-ai/miosa-go/miosatest"
 )
 
 const sandboxes = 50
 
-func main() { connect.Run(run) }
+func main() {
+	var client *miosa.Client
+	if os.Getenv("MIOSA_API_KEY") != "" {
+		var err error
+		if client, err = miosa.NewClient(""); err != nil { // reads MIOSA_API_KEY (and MIOSA_BASE_URL)
+			log.Fatal(err)
+		}
+		fmt.Println("using the MIOSA API at", client.BaseURL())
+	} else {
+		srv, err := miosatest.Start() // the fake API, in this process: nothing leaves the machine
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer srv.Close()
+		client = srv.Client()
+		fmt.Println("MIOSA_API_KEY is not set: using the embedded fake MIOSA API")
+	}
+	if err := run(client); err != nil {
+		log.Fatal(err)
+	}
+}
 
 // timing is how long one sandbox spent in each step.
 type timing struct{ create, ready, exec time.Duration }

@@ -8,13 +8,34 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/miosa-ai/miosa-go"
-	"github.com/miosa-ai/miosa-go/examples/internal/connect"
+	"github.com/miosa-ai/miosa-go/miosatest"
 )
 
-func main() { connect.Run(run) }
+func main() {
+	var client *miosa.Client
+	if os.Getenv("MIOSA_API_KEY") != "" {
+		var err error
+		if client, err = miosa.NewClient(""); err != nil { // reads MIOSA_API_KEY (and MIOSA_BASE_URL)
+			log.Fatal(err)
+		}
+		fmt.Println("using the MIOSA API at", client.BaseURL())
+	} else {
+		srv, err := miosatest.Start() // the fake API, in this process: nothing leaves the machine
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer srv.Close()
+		client = srv.Client()
+		fmt.Println("MIOSA_API_KEY is not set: using the embedded fake MIOSA API")
+	}
+	if err := run(client); err != nil {
+		log.Fatal(err)
+	}
+}
 
 func run(client *miosa.Client) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
