@@ -26,10 +26,14 @@ type ssePipeServer struct {
 	stream func(r *http.Request) (*http.Response, error)
 	// poll answers poll number n (from 1); nil answers ready.
 	poll func(n int) *http.Response
+	// status answers GET /computers/{id} number n (from 1); nil answers a
+	// running machine.
+	status func(n int) *http.Response
 
 	mu        sync.Mutex
 	streams   int
 	polls     int
+	statuses  int
 	inFlight  int
 	maxFlight int
 	pollTimes []time.Time
@@ -59,6 +63,18 @@ func (p *ssePipeServer) RoundTrip(r *http.Request) (*http.Response, error) {
 			return ssePipeJSON(r, http.StatusNotFound, `{"error":"not found"}`), nil
 		}
 		return p.stream(r)
+	}
+	if strings.Contains(r.URL.Path, "/computers/") {
+		p.mu.Lock()
+		p.statuses++
+		n := p.statuses
+		p.mu.Unlock()
+		if p.status == nil {
+			return ssePipeJSON(r, http.StatusOK, `{"data":{"id":"sb_1","status":"running"}}`), nil
+		}
+		res := p.status(n)
+		res.Request = r
+		return res, nil
 	}
 	p.mu.Lock()
 	p.polls++
@@ -171,9 +187,15 @@ func TestWaitUntilReady_CancelAfterEventReturnsAtOnceAndLeavesNothing(t *testing
 	})
 }
 
+// ssePipeNotReady answers every poll: not ready yet.
+func ssePipeNotReady(int) *http.Response {
+	return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false,"status":"booting"}}`)
+}
+
 func TestWaitUntilReady_DeadlineWhileStreamingReturnsDeadlineError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, writers := ssePipeOpenStreams()
+		srv.poll = ssePipeNotReady
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -188,7 +210,7 @@ func TestWaitUntilReady_DeadlineWhileStreamingReturnsDeadlineError(t *testing.T)
 		assert.Equal(t, 5*time.Second, res.at.Sub(start))
 		streams, polls := srv.counts()
 		assert.Equal(t, 1, streams)
-		assert.Zero(t, polls)
+		assert.InDelta(t, 4, polls, 1, "a probe a second while the stream is silent")
 	})
 }
 
@@ -218,6 +240,7 @@ func TestWaitUntilReady_CancelBeforeHeadersReturnsContextError(t *testing.T) {
 func TestWaitUntilReady_LocalTimeoutEndsASilentStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, writers := ssePipeOpenStreams()
+		srv.poll = ssePipeNotReady
 		start := time.Now()
 		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
 		<-writers
@@ -225,8 +248,8 @@ func TestWaitUntilReady_LocalTimeoutEndsASilentStream(t *testing.T) {
 		require.NoError(t, res.err)
 		assert.False(t, res.ready)
 		assert.Equal(t, 3*time.Second, res.at.Sub(start))
-		_, polls := srv.counts()
-		assert.Zero(t, polls)
+		streams, _ := srv.counts()
+		assert.Equal(t, 1, streams)
 	})
 }
 
@@ -246,14 +269,12 @@ func TestWaitUntilReady_DefaultLocalTimeoutIsThirtySeconds(t *testing.T) {
 func TestWaitUntilReady_LocalTimeoutBoundsStreamAndPollingTogether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, writers := ssePipeOpenStreams()
-		srv.poll = func(int) *http.Response {
-			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false,"status":"booting"}}`)
-		}
+		srv.poll = ssePipeNotReady
 		start := time.Now()
 		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
 		pw := <-writers
-		time.Sleep(time.Second)
-		require.NoError(t, pw.Close()) // the stream ends without a verdict after 1 s
+		time.Sleep(900 * time.Millisecond) // before the first probe
+		require.NoError(t, pw.Close())     // the stream ends without a verdict
 
 		res := <-done
 		require.NoError(t, res.err)
@@ -262,10 +283,10 @@ func TestWaitUntilReady_LocalTimeoutBoundsStreamAndPollingTogether(t *testing.T)
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		require.NotEmpty(t, srv.pollTimes)
-		assert.Equal(t, time.Second, srv.pollTimes[0].Sub(start), "polling starts when the stream ends")
-		// One poll every 10 ms for the remaining 2 s; the poll due at the very
-		// instant of the deadline may or may not start.
-		assert.InDelta(t, 200, srv.polls, 1)
+		assert.Equal(t, 900*time.Millisecond, srv.pollTimes[0].Sub(start), "polling starts when the stream ends")
+		// One poll every 10 ms for the remaining 2.1 s; the poll due at the
+		// very instant of the deadline may or may not start.
+		assert.InDelta(t, 210, srv.polls, 1)
 	})
 }
 
@@ -343,7 +364,7 @@ func TestWaitUntilReady_VerdictEventsReturnAtOnceAndCloseTheStream(t *testing.T)
 				srv, writers := ssePipeOpenStreams()
 				done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{})
 				pw := <-writers
-				time.Sleep(time.Second)
+				time.Sleep(500 * time.Millisecond) // before the first probe
 				sentAt := time.Now()
 				_, err := io.WriteString(pw, ": hb\n\n"+tt.frame)
 				require.NoError(t, err)

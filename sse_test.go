@@ -34,9 +34,11 @@ type sseFake struct {
 
 	stream http.HandlerFunc // GET /sandboxes/{id}/readiness/stream
 	poll   http.HandlerFunc // GET /sandboxes/{id}/readiness
+	status http.HandlerFunc // GET /computers/{id}; a running machine unless set
 
 	streams   atomic.Int64
 	polls     atomic.Int64
+	statuses  atomic.Int64
 	newConns  atomic.Int64
 	openConns atomic.Int64
 
@@ -66,6 +68,7 @@ func newSSEFake(t testing.TB, stream, poll http.HandlerFunc, opts ...sseFakeOpti
 	if f.poll == nil {
 		f.poll = ssePollJSON(`{"data":{"ready":true}}`)
 	}
+	f.status = ssePollJSON(`{"data":{"id":"sb_1","status":"running"}}`)
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
 	f.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		switch state {
@@ -105,6 +108,9 @@ func (f *sseFake) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/readiness"):
 		f.polls.Add(1)
 		f.poll(w, r)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/computers/"):
+		f.statuses.Add(1)
+		f.status(w, r)
 	default:
 		http.Error(w, `{"error":"unexpected request"}`, http.StatusTeapot)
 	}
