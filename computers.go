@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -41,38 +42,81 @@ type Computer struct {
 	Size         string         `json:"size"`
 	IPAddress    string         `json:"ip_address"`
 	VNCURL       string         `json:"vnc_url"`
-	Visibility   string         `json:"visibility"`
-	TenantID     string         `json:"tenant_id"`
-	WorkspaceID  string         `json:"workspace_id"`
-	Metadata     map[string]any `json:"metadata"`
+	// Visibility is who may reach the machine: "public", "tenant" or "key"
+	// (an open set).
+	Visibility  string         `json:"visibility"`
+	TenantID    string         `json:"tenant_id"`
+	WorkspaceID string         `json:"workspace_id"`
+	Metadata    map[string]any `json:"metadata"`
 	// The external_* fields attribute the machine to your own workspace,
 	// user and project. They are labels only; they never authorize.
-	ExternalWorkspaceID string    `json:"external_workspace_id"`
-	ExternalUserID      string    `json:"external_user_id"`
-	ExternalProjectID   string    `json:"external_project_id"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	ExternalWorkspaceID string `json:"external_workspace_id"`
+	ExternalUserID      string `json:"external_user_id"`
+	ExternalProjectID   string `json:"external_project_id"`
+	// Tags, AlwaysOn, Timeout and IdleTimeout are what Sandboxes.Update
+	// sets; servers send them for sandboxes. Tags that are not strings are
+	// skipped (Raw keeps them).
+	Tags     []string `json:"tags"`
+	AlwaysOn bool     `json:"always_on"`
+	// Timeout and IdleTimeout come from timeout_sec and idle_timeout_sec;
+	// zero when the server sent none.
+	Timeout     time.Duration `json:"-"`
+	IdleTimeout time.Duration `json:"-"`
+	CreatedAt   time.Time     `json:"created_at"`
+	UpdatedAt   time.Time     `json:"updated_at"`
 	// Raw is the object exactly as the server sent it.
 	Raw json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes a computer, tolerating empty or numeric timestamps,
-// and keeps the raw object in Raw.
+// and keeps the raw object in Raw. An object without an id is not a
+// computer: it is an error, so an answer that describes no machine never
+// passes for one.
 func (c *Computer) UnmarshalJSON(data []byte) error {
 	type plain Computer
 	*c = Computer{}
-	// Decoding through a pointer to c fills it in place; the timestamp
-	// fields shadow c's own so wire.Time can read every format.
+	// Decoding through a pointer to c fills it in place; the fields below
+	// shadow c's own so that each can be read in every form servers send.
 	v := struct {
 		*plain
-		CreatedAt wire.Time `json:"created_at"`
-		UpdatedAt wire.Time `json:"updated_at"`
+		Tags           []json.RawMessage `json:"tags"`
+		TimeoutSec     wireSeconds       `json:"timeout_sec"`
+		IdleTimeoutSec wireSeconds       `json:"idle_timeout_sec"`
+		CreatedAt      wire.Time         `json:"created_at"`
+		UpdatedAt      wire.Time         `json:"updated_at"`
 	}{plain: (*plain)(c)}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
+	if c.ID == "" {
+		return errMissingID
+	}
+	c.Tags = stringItems(v.Tags)
+	c.Timeout, c.IdleTimeout = time.Duration(v.TimeoutSec), time.Duration(v.IdleTimeoutSec)
 	c.CreatedAt, c.UpdatedAt = v.CreatedAt.Time, v.UpdatedAt.Time
 	c.Raw = append(json.RawMessage(nil), data...)
+	return nil
+}
+
+// maxWireSeconds is the longest duration a time.Duration can hold, in
+// seconds.
+const maxWireSeconds = float64(math.MaxInt64 / int64(time.Second))
+
+// wireSeconds decodes a duration sent as a number of seconds (null means
+// zero). A value that is negative, not a number, or too long for a
+// time.Duration is an error rather than a wrong duration.
+type wireSeconds time.Duration
+
+func (d *wireSeconds) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*d = 0
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(data, &secs); err != nil || secs < 0 || secs > maxWireSeconds {
+		return fmt.Errorf("duration %.40s: want a number of seconds from 0 to %.0f", data, maxWireSeconds)
+	}
+	*d = wireSeconds(secs * float64(time.Second))
 	return nil
 }
 
@@ -168,17 +212,37 @@ func (s *ComputersService) listPage(ctx context.Context, params ComputerListPara
 	return decodeList[Computer](ctx, s.client, call{method: http.MethodGet, path: "/computers", query: q}, opts, "computers", "sandboxes")
 }
 
+// maxListPages bounds how many pages one Computers.All walk fetches, so a
+// server that reports an ever-growing or absurd total cannot keep a loop
+// going: at the largest page size a server is known to allow (500) it is five
+// million computers.
+const maxListPages = 10_000
+
 // All lists every computer, fetching pages lazily (GET /computers, page after
 // page) as the loop asks for more. It follows the server's "meta" block and
-// stops after the last page, or after the first when the server sends no
-// meta. On failure, or when ctx ends, it yields one error and stops.
+// stops after the last page, after an empty page, or after the first page
+// when the server sends no meta. On failure, or when ctx ends, it yields one
+// error and stops.
+//
+// The walk is bounded whatever the server claims. Progress is judged by the
+// page asked for, not the one the meta names. A page that brings no computer
+// the previous page did not already hold (a server that ignores "page") is
+// not yielded again: the walk ends there, with an error unless as many
+// computers as the meta's total have been yielded. After maxListPages (10000)
+// pages the walk yields an error saying the server still reports more.
 func (s *ComputersService) All(ctx context.Context, params ComputerListParams, opts ...Option) iter.Seq2[Computer, error] {
 	return func(yield func(Computer, error) bool) {
 		page := params // the caller's params are not modified
 		page.Page = max(page.Page, 1)
-		for {
+		var previous map[string]bool // ids on the page before this one
+		yielded := 0
+		for fetched := 0; ; fetched++ {
 			if err := ctx.Err(); err != nil {
 				yield(Computer{}, fmt.Errorf("miosa: listing computers: %w", err))
+				return
+			}
+			if fetched == maxListPages {
+				yield(Computer{}, fmt.Errorf("miosa: listing computers: stopped after %d pages although the server reports more", maxListPages))
 				return
 			}
 			items, meta, err := s.listPage(ctx, page, opts)
@@ -186,20 +250,38 @@ func (s *ComputersService) All(ctx context.Context, params ComputerListParams, o
 				yield(Computer{}, err)
 				return
 			}
+			if len(items) > 0 && !bringsNew(items, previous) {
+				if meta == nil || yielded < meta.Total {
+					yield(Computer{}, fmt.Errorf("miosa: listing computers: page %d repeats page %d, so the server seems to ignore the page parameter; stopped after %d computers", page.Page, page.Page-1, yielded))
+				}
+				return
+			}
 			for _, c := range items {
 				if !yield(c, nil) {
 					return
 				}
+				yielded++
 			}
-			// Progress is judged by the page asked for, not the one the
-			// meta claims, so a server that ignores "page" cannot make the
-			// walk go on forever.
 			if meta == nil || len(items) == 0 || !(wire.Meta{Total: meta.Total, Page: page.Page, PerPage: meta.PerPage}).HasMore() {
 				return
+			}
+			previous = make(map[string]bool, len(items))
+			for _, c := range items {
+				previous[c.ID] = true
 			}
 			page.Page++
 		}
 	}
+}
+
+// bringsNew reports whether some item's id is not in seen.
+func bringsNew(items []Computer, seen map[string]bool) bool {
+	for _, c := range items {
+		if !seen[c.ID] {
+			return true
+		}
+	}
+	return false
 }
 
 // Delete deletes a computer (DELETE /computers/{id}). The server may refuse

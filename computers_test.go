@@ -289,18 +289,82 @@ func TestComputersAll_StopsAfterOnePageWithoutMeta(t *testing.T) {
 	assert.Equal(t, 1, rec.count())
 }
 
-func TestComputersAll_TerminatesWhenTheServerIgnoresThePage(t *testing.T) {
-	rec, base := newRecordingServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		// A server that always answers page 1 and claims more exists.
-		writeJSON(w, 200, `{"data":[{"id":"a"}],"meta":{"total":3,"page":1,"per_page":1}}`)
-	})
-	n := 0
-	for _, err := range newTestClient(t, base).Computers.All(t.Context(), ComputerListParams{}) {
-		require.NoError(t, err)
-		n++
-		require.Less(t, n, 10, "All never ends")
+func TestComputersAll_EndsWithAnErrorWhenTheServerIgnoresThePage(t *testing.T) {
+	for _, total := range []int{3, 1 << 30} {
+		t.Run(fmt.Sprintf("total %d", total), func(t *testing.T) {
+			rec, base := newRecordingServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				// Always page 1, always claiming more.
+				writeJSON(w, 200, fmt.Sprintf(`{"data":[{"id":"a"},{"id":"b"}],"meta":{"total":%d,"page":1,"per_page":2}}`, total))
+			})
+			var ids []string
+			var errs []error
+			for comp, err := range newTestClient(t, base).Computers.All(t.Context(), ComputerListParams{}) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				ids = append(ids, comp.ID)
+			}
+			assert.Equal(t, []string{"a", "b"}, ids, "the repeated page is not yielded again")
+			require.Len(t, errs, 1)
+			assert.ErrorContains(t, errs[0], "page 2 repeats page 1")
+			assert.Equal(t, 2, rec.count())
+		})
 	}
+}
+
+func TestComputersAll_ARepeatedPageAfterTheWholeTotalIsNoError(t *testing.T) {
+	// A server that ignores page and per_page sends everything at once.
+	rec, base := newRecordingServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, 200, `{"data":[{"id":"a"},{"id":"b"},{"id":"c"}],"meta":{"total":3,"page":1,"per_page":1}}`)
+	})
+	var ids []string
+	for comp, err := range newTestClient(t, base).Computers.All(t.Context(), ComputerListParams{}) {
+		require.NoError(t, err)
+		ids = append(ids, comp.ID)
+	}
+	assert.Equal(t, []string{"a", "b", "c"}, ids)
+	assert.Equal(t, 2, rec.count())
+}
+
+func TestComputersAll_PagesThatOverlapKeepGoing(t *testing.T) {
+	// Offset paging while a computer is created shifts one item onto the
+	// next page: that page still brings something new.
+	pages := []string{`{"id":"a"},{"id":"b"}`, `{"id":"b"},{"id":"c"}`, `{"id":"d"}`}
+	rec, base := newRecordingServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, 200, fmt.Sprintf(`{"data":[%s],"meta":{"total":5,"page":%d,"per_page":2}}`, pages[n-1], n))
+	})
+	var ids []string
+	for comp, err := range newTestClient(t, base).Computers.All(t.Context(), ComputerListParams{}) {
+		require.NoError(t, err)
+		ids = append(ids, comp.ID)
+	}
+	assert.Equal(t, []string{"a", "b", "b", "c", "d"}, ids)
 	assert.Equal(t, 3, rec.count())
+}
+
+func TestComputersAll_StopsAfterMaxListPages(t *testing.T) {
+	// Every page is new and the total never runs out. In memory, because
+	// the walk takes maxListPages requests.
+	var requests atomic.Int64
+	rec := &recorder{respond: func(w http.ResponseWriter, r *http.Request, n int) {
+		requests.Add(1)
+		writeJSON(w, 200, `{"data":[{"id":"c`+r.URL.Query().Get("page")+`"}],"meta":{"total":2147483647,"page":1,"per_page":1}}`)
+	}}
+	c := newFakeClient(t, rec)
+	items := 0
+	var errs []error
+	for _, err := range c.Computers.All(t.Context(), ComputerListParams{}) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		items++
+	}
+	assert.Equal(t, maxListPages, items)
+	assert.EqualValues(t, maxListPages, requests.Load())
+	require.Len(t, errs, 1)
+	assert.ErrorContains(t, errs[0], "stopped after 10000 pages")
 }
 
 func TestComputersAll_ToleratesUnreadableMeta(t *testing.T) {
