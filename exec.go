@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -146,7 +147,9 @@ func (s *ExecService) exec(ctx context.Context, id, suffix string, body execBody
 	if timeout > 0 {
 		body.Timeout = max(timeout.Milliseconds(), 1)
 		cl.body = body
-		cl.attemptTimeout = timeout + execMargin
+		// Saturating: a timeout near the largest Duration must not wrap
+		// around into an attempt deadline in the past.
+		cl.attemptTimeout = timeout + min(execMargin, math.MaxInt64-timeout)
 	}
 	return decodeObject[ExecResult](ctx, s.client, cl, opts)
 }

@@ -118,13 +118,13 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 
 	decision := readinessDecision{path: path, start: start}
 	if !wait.PollOnly {
-		verdict, streamErr := s.client.readinessStream(waitCtx, &st, path+"/stream")
+		verdict, streamErr := s.client.readinessStream(waitCtx, st, path+"/stream")
 		decision.streamErr = streamErr
 		switch verdict {
 		case verdictReady:
-			return decision.finish(ctx, &st, "stream", true, nil)
+			return decision.finish(ctx, st, "stream", true, nil)
 		case verdictTimeout:
-			return decision.finish(ctx, &st, "stream", false, nil)
+			return decision.finish(ctx, st, "stream", false, nil)
 		}
 	}
 
@@ -144,14 +144,14 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	}
 	switch {
 	case err == nil:
-		return decision.finish(ctx, &st, "poll", true, nil)
+		return decision.finish(ctx, st, "poll", true, nil)
 	case ctx.Err() != nil:
-		return decision.finish(ctx, &st, "context", false,
+		return decision.finish(ctx, st, "context", false,
 			fmt.Errorf("miosa: waiting for sandbox %s to be ready: %w", id, ctx.Err()))
 	case errors.Is(err, errLocalTimeout):
-		return decision.finish(ctx, &st, "local timeout", false, nil)
+		return decision.finish(ctx, st, "local timeout", false, nil)
 	}
-	return decision.finish(ctx, &st, "poll", false, err)
+	return decision.finish(ctx, st, "poll", false, err)
 }
 
 // readinessDecision gathers what the one debug line of a wait reports.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -242,7 +241,7 @@ func (r *ValidationResult) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	var res ValidationResult
-	res.Errors = validationMessages(v.Errors)
+	res.Errors = messagesOf(v.Errors)
 	res.Valid = len(res.Errors) == 0
 	if v.Valid != nil {
 		res.Valid = *v.Valid
@@ -259,90 +258,6 @@ func (r *ValidationResult) UnmarshalJSON(data []byte) error {
 	res.Raw = append(json.RawMessage(nil), data...)
 	*r = res
 	return nil
-}
-
-// validationMessages reads an "errors" field in any of the shapes the server
-// may use. Messages it cannot read as text are kept as their JSON, so no
-// reported problem is lost.
-func validationMessages(raw json.RawMessage) []string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil
-	}
-	switch raw[0] {
-	case '"':
-		if s := strings.TrimSpace(jsonString(raw)); s != "" {
-			return []string{s}
-		}
-		return nil
-	case '[':
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			return nil
-		}
-		var msgs []string
-		for _, item := range items {
-			if s := messageOf(item); s != "" {
-				msgs = append(msgs, s)
-			}
-		}
-		return msgs
-	case '{':
-		if s := objectMessage(raw); s != "" {
-			return []string{s}
-		}
-		var fields map[string]json.RawMessage
-		if json.Unmarshal(raw, &fields) != nil {
-			return nil
-		}
-		var msgs []string
-		for _, field := range slices.Sorted(maps.Keys(fields)) {
-			for _, s := range validationMessages(fields[field]) {
-				msgs = append(msgs, field+": "+s)
-			}
-		}
-		return msgs
-	}
-	return nil
-}
-
-// messageOf returns raw as text: a string as it is, an object's "message"
-// (or "detail"), and any other non-null value as its compact JSON.
-func messageOf(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return ""
-	}
-	if raw[0] == '"' {
-		return strings.TrimSpace(jsonString(raw))
-	}
-	if s := objectMessage(raw); s != "" {
-		return s
-	}
-	var compact bytes.Buffer
-	if json.Compact(&compact, raw) != nil {
-		return ""
-	}
-	return compact.String()
-}
-
-// objectMessage returns the "message" (or else "detail") string of a JSON
-// object, or "" when raw is not an object carrying one.
-func objectMessage(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '{' {
-		return ""
-	}
-	var obj struct {
-		Message json.RawMessage `json:"message"`
-		Detail  json.RawMessage `json:"detail"`
-	}
-	if json.Unmarshal(raw, &obj) != nil {
-		return ""
-	}
-	if s := strings.TrimSpace(jsonString(obj.Message)); s != "" {
-		return s
-	}
-	return strings.TrimSpace(jsonString(obj.Detail))
 }
 
 // SandboxTemplateListParams filters SandboxTemplates.List.
@@ -452,7 +367,7 @@ func (s *SandboxTemplatesService) Validate(ctx context.Context, spec BuildSpec, 
 		BuildSpec BuildSpec `json:"build_spec"`
 	}{spec}
 	res, err := decodeObject[ValidationResult](ctx, s.client, call{
-		method: http.MethodPost, path: "/sandbox-templates/validate", body: body, readOnly: true,
+		method: http.MethodPost, path: "/sandbox-templates/validate", body: body, idempotent: true,
 	}, opts, "validation")
 	if verdict, ok := rejectedSpec(err); ok {
 		return verdict, nil

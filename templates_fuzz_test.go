@@ -83,7 +83,7 @@ func FuzzValidateAnswer(f *testing.F) {
 		if status != 200 {
 			status = 422
 		}
-		fake := &scriptedServer{replies: []reply{{status, string(body)}}}
+		fake := newScripted(reply{status, string(body)})
 		client, err := miosa.NewClient(scriptedKey,
 			miosa.WithBaseURL("http://127.0.0.1"),
 			miosa.WithHTTPClient(&http.Client{Transport: tplTransport{fake}}))

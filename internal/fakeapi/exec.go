@@ -9,24 +9,25 @@ import (
 	"time"
 )
 
-// ExecRequest is one exec call as the handler sees it.
+// ExecRequest is an exec call as a handler sees it.
 type ExecRequest struct {
-	// ComputerID is the machine the command was sent to.
+	// ComputerID is the computer or sandbox the call was sent to.
 	ComputerID string
-	// Python is true for POST /computers/{id}/exec/python; Code then holds
-	// the source and Command is empty.
+	// Python is true for POST /computers/{id}/exec/python: Code then holds
+	// the source, and Command is empty.
 	Python  bool
 	Command string
 	Code    string
-	// Timeout is the request's "timeout" (milliseconds on the wire); zero
-	// when absent.
+	// Timeout is the request's own limit (sent in milliseconds); zero when
+	// the request set none.
 	Timeout    time.Duration
 	WorkingDir string
 	Env        map[string]string
 }
 
-// ExecResult is what an exec call answers. Output defaults to Stdout
-// followed by Stderr.
+// ExecResult is the answer to an exec call. When Output is empty the server
+// sends Stdout followed by Stderr as the combined output. A non-zero
+// ExitCode is still a 200 answer, as with the real API.
 type ExecResult struct {
 	Output   string
 	Stdout   string

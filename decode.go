@@ -1,0 +1,56 @@
+package miosa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/miosa-ai/miosa-go/internal/wire"
+)
+
+// decodeObject sends cl and decodes the single object in its answer, under
+// whichever envelope the server used; wrappers name the resource's own key.
+func decodeObject[T any](ctx context.Context, c *Client, cl call, opts []Option, wrappers ...string) (*T, error) {
+	res, err := c.send(ctx, cl, opts)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := wire.Object(res.body, wrappers...)
+	if err == nil && raw == nil {
+		err = errors.New("empty response body")
+	}
+	var v T
+	if err == nil {
+		// raw is valid JSON (wire.Object checked it), so a type that
+		// decodes itself is handed the bytes directly, sparing
+		// json.Unmarshal's second validation pass.
+		if u, ok := any(&v).(json.Unmarshaler); ok {
+			err = u.UnmarshalJSON(raw)
+		} else {
+			err = json.Unmarshal(raw, &v)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", cl.method, cl.path, err)
+	}
+	return &v, nil
+}
+
+// decodeList sends cl and decodes the list in its answer, with the
+// pagination meta when the server sent one.
+func decodeList[T any](ctx context.Context, c *Client, cl call, opts []Option, wrappers ...string) ([]T, *wire.Meta, error) {
+	res, err := c.send(ctx, cl, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, meta, err := wire.List(res.body, wrappers...)
+	var items []T
+	if err == nil && raw != nil {
+		err = json.Unmarshal(raw, &items)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", cl.method, cl.path, err)
+	}
+	return items, meta, nil
+}
