@@ -75,6 +75,9 @@ func (e *Engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 	}
 
 	fault := streamFaultOf(r.Context())
+	if e.cfg.SilentReadinessStream && fault == StreamNormal {
+		fault = StreamStall
+	}
 	if fault == StreamEndWithoutVerdict {
 		return
 	}
