@@ -1,11 +1,13 @@
 package miosa
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,38 +42,91 @@ type Computer struct {
 	Size         string         `json:"size"`
 	IPAddress    string         `json:"ip_address"`
 	VNCURL       string         `json:"vnc_url"`
-	Visibility   string         `json:"visibility"`
-	TenantID     string         `json:"tenant_id"`
-	WorkspaceID  string         `json:"workspace_id"`
-	Metadata     map[string]any `json:"metadata"`
+	// Visibility is who may reach the machine: "public", "tenant" or "key"
+	// (an open set).
+	Visibility  string         `json:"visibility"`
+	TenantID    string         `json:"tenant_id"`
+	WorkspaceID string         `json:"workspace_id"`
+	Metadata    map[string]any `json:"metadata"`
 	// The external_* fields attribute the machine to your own workspace,
 	// user and project. They are labels only; they never authorize.
-	ExternalWorkspaceID string    `json:"external_workspace_id"`
-	ExternalUserID      string    `json:"external_user_id"`
-	ExternalProjectID   string    `json:"external_project_id"`
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	ExternalWorkspaceID string `json:"external_workspace_id"`
+	ExternalUserID      string `json:"external_user_id"`
+	ExternalProjectID   string `json:"external_project_id"`
+	// Tags, AlwaysOn, Timeout and IdleTimeout are what Sandboxes.Update
+	// sets; servers send them for sandboxes. Tags that are not strings are
+	// skipped (Raw keeps them).
+	Tags     []string `json:"tags"`
+	AlwaysOn bool     `json:"always_on"`
+	// Timeout and IdleTimeout come from timeout_sec and idle_timeout_sec;
+	// zero when the server sent none.
+	Timeout     time.Duration `json:"-"`
+	IdleTimeout time.Duration `json:"-"`
+	CreatedAt   time.Time     `json:"created_at"`
+	UpdatedAt   time.Time     `json:"updated_at"`
 	// Raw is the object exactly as the server sent it.
 	Raw json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes a computer, tolerating empty or numeric timestamps,
-// and keeps the raw object in Raw.
+// and keeps a copy of the raw object in Raw. An object without an id is not
+// a computer: it is an error, so an answer that describes no machine never
+// passes for one.
 func (c *Computer) UnmarshalJSON(data []byte) error {
+	if err := c.decodeOwned(data); err != nil {
+		return err
+	}
+	c.Raw = bytes.Clone(c.Raw)
+	return nil
+}
+
+// decodeOwned is UnmarshalJSON for data that nobody will reuse (an answer
+// body the call owns): Raw is data itself, not a copy.
+func (c *Computer) decodeOwned(data []byte) error {
 	type plain Computer
 	*c = Computer{}
-	// Decoding through a pointer to c fills it in place; the timestamp
-	// fields shadow c's own so wire.Time can read every format.
+	// Decoding through a pointer to c fills it in place; the fields below
+	// shadow c's own so that each can be read in every form servers send.
 	v := struct {
 		*plain
-		CreatedAt wire.Time `json:"created_at"`
-		UpdatedAt wire.Time `json:"updated_at"`
+		Tags           []json.RawMessage `json:"tags"`
+		TimeoutSec     wireSeconds       `json:"timeout_sec"`
+		IdleTimeoutSec wireSeconds       `json:"idle_timeout_sec"`
+		CreatedAt      wire.Time         `json:"created_at"`
+		UpdatedAt      wire.Time         `json:"updated_at"`
 	}{plain: (*plain)(c)}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
+	if c.ID == "" {
+		return errMissingID
+	}
+	c.Tags = stringItems(v.Tags)
+	c.Timeout, c.IdleTimeout = time.Duration(v.TimeoutSec), time.Duration(v.IdleTimeoutSec)
 	c.CreatedAt, c.UpdatedAt = v.CreatedAt.Time, v.UpdatedAt.Time
-	c.Raw = append(json.RawMessage(nil), data...)
+	c.Raw = data
+	return nil
+}
+
+// maxWireSeconds is the longest duration a time.Duration can hold, in
+// seconds.
+const maxWireSeconds = float64(math.MaxInt64 / int64(time.Second))
+
+// wireSeconds decodes a duration sent as a number of seconds (null means
+// zero). A value that is negative, not a number, or too long for a
+// time.Duration is an error rather than a wrong duration.
+type wireSeconds time.Duration
+
+func (d *wireSeconds) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*d = 0
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(data, &secs); err != nil || secs < 0 || secs > maxWireSeconds {
+		return fmt.Errorf("duration %.40s: want a number of seconds from 0 to %.0f", data, maxWireSeconds)
+	}
+	*d = wireSeconds(secs * float64(time.Second))
 	return nil
 }
 

@@ -2,14 +2,13 @@ package miosa
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/miosa-ai/miosa-go/internal/retry"
 )
@@ -54,11 +53,21 @@ type APIError struct {
 	Message        string
 	RequestID      string // from the X-Request-ID response header
 	IdempotencyKey string // the Idempotency-Key the request carried, if any
-	// RetryAfter is the server's hint (Retry-After header or the body's
-	// retry_after) of how long to wait before trying again; zero when absent.
-	RetryAfter   time.Duration
+	// RetryAfter is the server's hint (the Retry-After header, or the body's
+	// retry_after seconds or retry_after_ms) of how long to wait before
+	// trying again; zero when absent, at most a year.
+	RetryAfter time.Duration
+	// Retryable is the server's declaration ("retryable": true in its error
+	// object) that it did nothing and the same call may be sent again. The
+	// SDK then retries any call, exec included.
+	Retryable bool
+	// Details is the error object's "details", as the server sent it.
+	Details      json.RawMessage
 	Method, Path string
 	Body         []byte // the raw body, capped
+
+	// retryAfterGiven tells a hint of zero ("retry now") from no hint.
+	retryAfterGiven bool
 }
 
 // Error formats the failure as
@@ -86,9 +95,10 @@ func (e *APIError) Is(target error) bool {
 	return target != nil && target == statusSentinel(e.StatusCode)
 }
 
-// Temporary reports whether the same request may succeed later: 408, 429 and
-// the retryable 5xx statuses.
-func (e *APIError) Temporary() bool { return retry.RetryableStatus(e.StatusCode) }
+// Temporary reports whether the same request may succeed later: the server
+// declared the error retryable, or its status is 408, 429 or a retryable
+// 5xx.
+func (e *APIError) Temporary() bool { return e.Retryable || retry.RetryableStatus(e.StatusCode) }
 
 func statusSentinel(code int) error {
 	switch {
@@ -114,10 +124,6 @@ func statusSentinel(code int) error {
 	return nil
 }
 
-// maxErrorMessage caps a message taken from a text body, so a hostile server
-// cannot fill logs through error strings.
-const maxErrorMessage = 512
-
 // errorBody is every key an error body is known to use.
 type errorBody struct {
 	Error   json.RawMessage `json:"error"`
@@ -130,120 +136,61 @@ type errorBody struct {
 	RetryAfter json.RawMessage `json:"retry_after"`
 }
 
-// parseErrorBody extracts the code, message and retry_after hint from any of
-// the error bodies the server sends. Precedence for the message: "error" as a
-// string, then "message", then "detail", then the first of "errors"; a nested
-// {"error": {"code", "message"}} supplies both code and message. A body that
-// is not a JSON object is used as text, trimmed and capped; an empty message
-// names the status instead.
-func parseErrorBody(status int, body []byte) (code, message string, retryAfter time.Duration) {
+// canonicalError is the error object of newer servers:
+// {"error": {"code", "message", "details", "retryable", "retry_after_ms"}}.
+type canonicalError struct {
+	Code         json.RawMessage `json:"code"`
+	Message      json.RawMessage `json:"message"`
+	Details      json.RawMessage `json:"details"`
+	Retryable    json.RawMessage `json:"retryable"`
+	RetryAfterMS json.RawMessage `json:"retry_after_ms"`
+}
+
+// parseErrorBody reads any of the error bodies the server sends into an
+// APIError's status, code, message, retry hint, retryable flag and details.
+// Precedence for the message: "error" as a string, then "message", then
+// "detail", then the first of "errors"; a nested {"error": {...}} supplies
+// code, message, details, retryable and retry_after_ms. A body that is not a
+// JSON object is used as text. The message is one line of capped text; an
+// empty one names the status instead.
+func parseErrorBody(status int, body []byte) *APIError {
+	e := &APIError{StatusCode: status}
 	var eb errorBody
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &eb) == nil {
-		code = jsonString(eb.Code)
-		var nested struct {
-			Code    json.RawMessage `json:"code"`
-			Message json.RawMessage `json:"message"`
-		}
+		e.Code = jsonString(eb.Code)
+		var nested canonicalError
 		if s := jsonString(eb.Error); s != "" {
-			message = s
+			e.Message = s
 		} else if json.Unmarshal(eb.Error, &nested) == nil {
-			if c := jsonString(nested.Code); c != "" {
-				code = c
+			e.Code = cmp.Or(jsonString(nested.Code), e.Code)
+			e.Message = jsonString(nested.Message)
+			e.Retryable = string(nested.Retryable) == "true"
+			if len(nested.Details) > 0 && string(nested.Details) != "null" {
+				e.Details = nested.Details
 			}
-			message = jsonString(nested.Message)
+			if ms, ok := jsonNumber(nested.RetryAfterMS); ok {
+				e.RetryAfter, e.retryAfterGiven = retry.Seconds(ms / 1000)
+			}
 		}
-		if message == "" {
-			message = jsonString(eb.Message)
+		e.Message = cmp.Or(e.Message, jsonString(eb.Message), jsonString(eb.Detail))
+		if e.Message == "" {
+			if msgs := messagesOf(eb.Errors); len(msgs) > 0 {
+				e.Message = msgs[0]
+			}
 		}
-		if message == "" {
-			message = jsonString(eb.Detail)
+		if !e.retryAfterGiven {
+			if secs, ok := jsonNumber(eb.RetryAfter); ok {
+				e.RetryAfter, e.retryAfterGiven = retry.Seconds(secs)
+			}
 		}
-		if message == "" {
-			message = firstOf(eb.Errors)
-		}
-		retryAfter = retryAfterSeconds(eb.RetryAfter)
 	} else {
-		message = string(trimmed)
+		e.Message = string(trimmed)
 	}
-	message = capText(strings.TrimSpace(message), maxErrorMessage)
-	if message == "" {
-		message = strings.TrimSpace(fmt.Sprintf("%d %s", status, http.StatusText(status)))
+	e.Message = capText(strings.TrimSpace(e.Message), maxErrorMessage)
+	if e.Message == "" {
+		e.Message = strings.TrimSpace(fmt.Sprintf("%d %s", status, http.StatusText(status)))
 	}
-	return capText(code, 64), message, retryAfter
-}
-
-// retryAfterSeconds reads a body's retry_after hint, a number of seconds or
-// a string holding one; anything else is no hint.
-func retryAfterSeconds(raw json.RawMessage) time.Duration {
-	var secs float64
-	if json.Unmarshal(raw, &secs) != nil {
-		s := jsonString(raw)
-		if s == "" {
-			return 0
-		}
-		var err error
-		if secs, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
-			return 0
-		}
-	}
-	d, _ := retry.Seconds(secs)
-	return d
-}
-
-// jsonString returns raw as a string if it is a JSON string, else "".
-func jsonString(raw json.RawMessage) string {
-	var s string
-	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
-}
-
-// firstOf returns the first message of an "errors" list: a string, or an
-// object's "message" or "detail".
-func firstOf(raw json.RawMessage) string {
-	var items []json.RawMessage
-	if len(raw) == 0 || json.Unmarshal(raw, &items) != nil {
-		return ""
-	}
-	for _, item := range items {
-		if s := jsonString(item); s != "" {
-			return s
-		}
-		var obj struct {
-			Message json.RawMessage `json:"message"`
-			Detail  json.RawMessage `json:"detail"`
-		}
-		if json.Unmarshal(item, &obj) == nil {
-			if s := jsonString(obj.Message); s != "" {
-				return s
-			}
-			if s := jsonString(obj.Detail); s != "" {
-				return s
-			}
-		}
-	}
-	return ""
-}
-
-// capText replaces invalid bytes and control characters and then cuts s to
-// at most n bytes without splitting a UTF-8 sequence, so an error message is
-// always one line of valid text of bounded size: a server cannot forge log
-// lines through it (replacing after cutting could triple its size).
-func capText(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if isControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) > n {
-		cut := n
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
+	e.Code = capText(e.Code, maxErrorCode)
+	return e
 }

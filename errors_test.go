@@ -48,35 +48,70 @@ func TestParseErrorBody_EveryKnownShape(t *testing.T) {
 		{"negative retry_after ignored", 429, `{"error": "e", "retry_after": -1}`, "", "e", 0},
 		{"JSON that is not an object is text", 500, `["a","b"]`, "", `["a","b"]`, 0},
 		{"broken JSON is text", 500, `{"error": "x"`, "", `{"error": "x"`, 0},
+		{"canonical envelope", 409, `{"error": {"code": "SANDBOX_STARTING", "message": "booting", "details": {"eta_ms": 900}, "retryable": true, "retry_after_ms": 1500}}`, "SANDBOX_STARTING", "booting", 1500 * time.Millisecond},
+		{"retry_after_ms beats retry_after", 429, `{"retry_after": 9, "error": {"message": "slow", "retry_after_ms": 250}}`, "", "slow", 250 * time.Millisecond},
+		{"retry_after of years is a year", 429, `{"error": "slow", "retry_after": 1e400}`, "", "slow", 365 * 24 * time.Hour},
 		{"unknown fields ignored", 400, `{"error": "e", "trace": {"deep": [1, 2]}}`, "", "e", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, msg, retryAfter := parseErrorBody(tc.status, []byte(tc.body))
-			assert.Equal(t, tc.code, code)
-			assert.Equal(t, tc.msg, msg)
-			assert.Equal(t, tc.retryAfter, retryAfter)
+			e := parseErrorBody(tc.status, []byte(tc.body))
+			assert.Equal(t, tc.code, e.Code)
+			assert.Equal(t, tc.msg, e.Message)
+			assert.Equal(t, tc.retryAfter, e.RetryAfter)
 		})
 	}
 }
 
 func TestParseErrorBody_MessageIsCappedValidText(t *testing.T) {
 	long := strings.Repeat("é", 2000)
-	_, msg, _ := parseErrorBody(500, []byte(long))
+	msg := parseErrorBody(500, []byte(long)).Message
 	assert.True(t, utf8.ValidString(msg))
 	assert.LessOrEqual(t, len(msg), maxErrorMessage+len("…"))
 	assert.True(t, strings.HasSuffix(msg, "…"))
 
 	invalid := strings.Repeat("\xffa", 2000)
-	_, msg, _ = parseErrorBody(500, []byte(invalid))
+	msg = parseErrorBody(500, []byte(invalid)).Message
 	assert.True(t, utf8.ValidString(msg))
 	assert.LessOrEqual(t, len(msg), maxErrorMessage+len("…"), "replacing invalid bytes must not lift the cap")
 
-	code, _, _ := parseErrorBody(400, []byte(`{"error":"e","code":"`+strings.Repeat("C", 500)+`"}`))
+	code := parseErrorBody(400, []byte(`{"error":"e","code":"`+strings.Repeat("C", 500)+`"}`)).Code
 	assert.LessOrEqual(t, len(code), 64+len("…"))
 
-	_, msg, _ = parseErrorBody(502, []byte("bad gateway\nlevel=INFO msg=forged\r\x1b[31m"))
+	msg = parseErrorBody(502, []byte("bad gateway\nlevel=INFO msg=forged\r\x1b[31m")).Message
 	assert.Equal(t, "bad gateway level=INFO msg=forged  [31m", msg, "control characters cannot start a new log line")
+
+	msg = parseErrorBody(502, []byte("a\u0085b\u2028c\u2029d\u202Eevil\u2066e")).Message
+	assert.Equal(t, "a b c d evil e", msg, "C1 controls, line separators and bidi overrides cannot break or reorder a line")
+}
+
+func TestParseErrorBody_CanonicalEnvelopeKeepsRetryableAndDetails(t *testing.T) {
+	e := parseErrorBody(409, []byte(`{"error": {"code": "SANDBOX_STARTING", "message": "booting", "details": {"eta_ms": 900}, "retryable": true, "retry_after_ms": 0}}`))
+	assert.True(t, e.Retryable)
+	assert.True(t, e.Temporary(), "a retryable 409 may succeed later")
+	assert.JSONEq(t, `{"eta_ms": 900}`, string(e.Details))
+	assert.True(t, e.retryAfterGiven, "retry_after_ms 0 means retry now, not no hint")
+
+	e = parseErrorBody(409, []byte(`{"error": {"code": "NOT_RUNNING", "message": "stopped", "retryable": false}}`))
+	assert.False(t, e.Retryable)
+	assert.False(t, e.Temporary())
+	assert.Nil(t, e.Details)
+}
+
+func TestMessagesOf_DeepOrHugeListsCostTheirSize(t *testing.T) {
+	// An "errors" object nested thousands of levels deep once cost seconds of
+	// CPU and hundreds of MiB (every level decoded the rest again).
+	deep := strings.Repeat(`{"a":`, 9000) + `"x"` + strings.Repeat(`}`, 9000)
+	msgs := messagesOf([]byte(deep))
+	require.Len(t, msgs, 1)
+	assert.LessOrEqual(t, len(msgs[0]), maxErrorMessage+len("…"))
+	assert.True(t, strings.HasPrefix(msgs[0], "a: a: a: {"), "objects deeper than the limit are kept as capped JSON: %q", msgs[0][:20])
+
+	many := "[" + strings.Repeat(`"m",`, 100000) + `"m"]`
+	assert.Len(t, messagesOf([]byte(many)), maxMessages)
+
+	wide := "{" + strings.Repeat(`"k":["m"],`, 10) + `"z":{"y":{"x":{"w":"deep"}}}}`
+	assert.Equal(t, []string{"k: m", `z: y: x: {"w":"deep"}`}, messagesOf([]byte(wide)))
 }
 
 func TestAPIError_ErrorFormat(t *testing.T) {
@@ -179,14 +214,15 @@ func FuzzParseErrorBody(f *testing.F) {
 		f.Add(503, []byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		code, msg, retryAfter := parseErrorBody(status, body)
+		e := parseErrorBody(status, body)
+		code, msg, retryAfter := e.Code, e.Message, e.RetryAfter
 		if msg == "" {
 			t.Fatal("empty message")
 		}
 		if !utf8.ValidString(msg) || !utf8.ValidString(code) {
 			t.Fatalf("invalid UTF-8: %q %q", code, msg)
 		}
-		if strings.ContainsFunc(msg+code, isControl) {
+		if strings.ContainsFunc(msg+code, breaksLine) {
 			t.Fatalf("control characters: %q %q", code, msg)
 		}
 		if len(msg) > maxErrorMessage+len("…") || len(code) > 64+len("…") {

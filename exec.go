@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -13,8 +14,12 @@ import (
 type ExecParams struct {
 	// Command is run by the machine's shell. Required.
 	Command string
-	// Timeout is the command's own time limit, enforced by the server and
-	// sent in milliseconds; 0 leaves the server's default.
+	// Timeout is the command's own time limit, enforced by the server; 0
+	// leaves the server's default. Its unit on the wire differs by
+	// endpoint: POST /computers/{id}/exec (Run) takes milliseconds, as the
+	// API this SDK was written against documents, while newer endpoints
+	// such as the streaming exec take whole seconds. The SDK converts for
+	// each endpoint, so set it as a duration and never pre-scale it.
 	Timeout time.Duration
 	// WorkingDir is where the command runs; the server's default is
 	// /home/user.
@@ -27,8 +32,9 @@ type ExecParams struct {
 type PythonParams struct {
 	// Code is the Python source. Required.
 	Code string
-	// Timeout is the program's own time limit, sent in milliseconds; 0
-	// leaves the server's default.
+	// Timeout is the program's own time limit, sent to
+	// POST /computers/{id}/exec/python in milliseconds (see
+	// ExecParams.Timeout); 0 leaves the server's default.
 	Timeout    time.Duration
 	WorkingDir string
 	Env        map[string]string
@@ -141,7 +147,9 @@ func (s *ExecService) exec(ctx context.Context, id, suffix string, body execBody
 	if timeout > 0 {
 		body.Timeout = max(timeout.Milliseconds(), 1)
 		cl.body = body
-		cl.attemptTimeout = timeout + execMargin
+		// Saturating: a timeout near the largest Duration must not wrap
+		// around into an attempt deadline in the past.
+		cl.attemptTimeout = timeout + min(execMargin, math.MaxInt64-timeout)
 	}
 	return decodeObject[ExecResult](ctx, s.client, cl, opts)
 }

@@ -30,12 +30,6 @@ const (
 	// maxStreamEvent bounds one event block of the readiness stream. A larger
 	// event ends the stream and the wait falls back to polling.
 	maxStreamEvent = 1 << 20
-	// maxStreamDrain and maxStreamDrainTime bound how much of a refused
-	// stream's body is read, and for how long, so its connection can be
-	// reused; a body that is longer, slower or never ends is cut off and its
-	// connection closed.
-	maxStreamDrain     = 4 << 10
-	maxStreamDrainTime = 50 * time.Millisecond
 )
 
 // Event names of the readiness stream that decide a wait. Every other event,
@@ -81,8 +75,8 @@ func (e *streamRefusedError) Error() string {
 // or the stream ending without a verdict) it polls
 // GET /sandboxes/{id}/readiness every WaitOptions.PollInterval (default
 // 10 ms), one request at a time and honouring Retry-After. A refused stream
-// costs at most a few KiB and a fraction of a second of its body before
-// polling starts, however long the body would run. WaitOptions.PollOnly
+// costs at most 100 ms (and 256 KiB) of its body before polling starts,
+// however long the body would run. WaitOptions.PollOnly
 // skips the stream. The stream is opened at most once per call and is never
 // reconnected.
 //
@@ -141,7 +135,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	err = errNoVerdict
 	if !wait.PollOnly {
 		outcome.decidedBy = "stream"
-		err = s.client.streamWithProbe(waitCtx, &st, path+"/stream", check, max(p.interval, streamProbeInterval), &outcome)
+		err = s.client.streamWithProbe(waitCtx, st, path+"/stream", check, max(p.interval, streamProbeInterval), &outcome)
 	}
 	if errors.Is(err, errNoVerdict) {
 		outcome.decidedBy = "poll"
@@ -160,7 +154,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	case errors.Is(err, errStreamTimeout):
 		err = nil
 	}
-	outcome.log(ctx, &st, err)
+	outcome.log(ctx, st, err)
 	return outcome.ready, err
 }
 
@@ -319,7 +313,7 @@ func (c *Client) readinessStream(ctx context.Context, s *settings, path string) 
 	streaming.Timeout = 0
 	client.Connection = &streaming
 	header := http.Header{}
-	c.setHeaders(header, s, "text/event-stream")
+	c.setHeaders(header, s, eventStreamAccept)
 	for k, v := range header {
 		if len(v) > 0 {
 			client.Headers[k] = v[0]
@@ -360,9 +354,10 @@ func (c *Client) readinessStream(ctx context.Context, s *settings, path string) 
 }
 
 // acceptEventStream admits only a 200 text/event-stream answer. Anything else
-// is drained (within maxStreamDrain and maxStreamDrainTime, so the connection
-// can be reused) and closed here, because the library leaves a rejected body
-// open, and ends the subscription without a retry.
+// is drained briefly, as any refused answer is (so the connection can be
+// reused, but never waiting on a body that does not end), and closed here,
+// because the library leaves a rejected body open; the subscription then
+// ends without a retry.
 func acceptEventStream(_ *sse.Client, resp *http.Response) error {
 	contentType := resp.Header.Get("Content-Type")
 	mediaType, _, _ := mime.ParseMediaType(contentType)
@@ -370,11 +365,7 @@ func acceptEventStream(_ *sse.Client, resp *http.Response) error {
 		resp.Body = &completeEvents{ReadCloser: resp.Body}
 		return nil
 	}
-	// Closing the body from the timer ends a read that would otherwise wait
-	// for bytes that never come.
-	cutOff := time.AfterFunc(maxStreamDrainTime, func() { resp.Body.Close() })
-	_, _ = io.CopyN(io.Discard, resp.Body, maxStreamDrain)
-	cutOff.Stop()
+	drainBriefly(resp.Body)
 	resp.Body.Close()
 	return backoff.Permanent(&streamRefusedError{StatusCode: resp.StatusCode, ContentType: contentType})
 }

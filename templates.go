@@ -2,11 +2,11 @@ package miosa
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -30,8 +30,9 @@ type SandboxTemplate struct {
 	Name        string    `json:"name"`
 	Description string    `json:"description"`
 	BuildSpec   BuildSpec `json:"build_spec"`
-	// Status is the template's state as the server names it; the set is not
-	// documented, so it is kept as sent.
+	// Status is the template's state as the server names it ("status", or
+	// "state" on newer servers); the set is not documented, so it is kept as
+	// sent.
 	Status   string         `json:"status"`
 	ImageRef string         `json:"image_ref"`
 	Aliases  []string       `json:"aliases"`
@@ -43,13 +44,15 @@ type SandboxTemplate struct {
 	Raw json.RawMessage `json:"-"`
 }
 
-// UnmarshalJSON decodes a template, tolerating empty or numeric timestamps
+// UnmarshalJSON decodes a template, reading its state from "status" or, as
+// newer servers name it, "state", tolerating empty or numeric timestamps
 // and aliases that are not strings (they are skipped; Raw keeps them), and
-// keeps the raw object in Raw.
+// keeps the raw object in Raw. An object without an id is an error.
 func (t *SandboxTemplate) UnmarshalJSON(data []byte) error {
 	type plain SandboxTemplate
 	var v struct {
 		plain
+		State     string            `json:"state"`
 		Aliases   []json.RawMessage `json:"aliases"`
 		CreatedAt wire.Time         `json:"created_at"`
 		UpdatedAt wire.Time         `json:"updated_at"`
@@ -57,12 +60,12 @@ func (t *SandboxTemplate) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	*t = SandboxTemplate(v.plain)
-	for _, alias := range v.Aliases {
-		if s := jsonString(alias); s != "" {
-			t.Aliases = append(t.Aliases, s)
-		}
+	if v.ID == "" {
+		return errMissingID
 	}
+	*t = SandboxTemplate(v.plain)
+	t.Status = cmp.Or(t.Status, v.State)
+	t.Aliases = stringItems(v.Aliases)
 	t.CreatedAt, t.UpdatedAt = v.CreatedAt.Time, v.UpdatedAt.Time
 	t.Raw = append(json.RawMessage(nil), data...)
 	return nil
@@ -70,13 +73,18 @@ func (t *SandboxTemplate) UnmarshalJSON(data []byte) error {
 
 // Known template build states. TemplateBuild.Status is an open string: a
 // state not listed here is kept as the server sent it, and WaitForBuild keeps
-// waiting through it.
+// waiting through it. Servers disagree on the name of success: newer ones
+// say "ready", older ones "succeeded"; both mean the image is usable.
 const (
-	BuildStatusReady     = "ready"     // finished: the image is usable
-	BuildStatusSucceeded = "succeeded" // finished: the image is usable
-	BuildStatusFailed    = "failed"    // finished without an image; see TemplateBuild.Error
-	BuildStatusError     = "error"     // finished without an image; see TemplateBuild.Error
-	BuildStatusCancelled = "cancelled" // finished without an image
+	BuildStatusQueued       = "queued"       // waiting for a builder
+	BuildStatusBuilding     = "building"     // in progress
+	BuildStatusCertifying   = "certifying"   // in progress: the image is being checked
+	BuildStatusSnapshotting = "snapshotting" // in progress: the image is being saved
+	BuildStatusReady        = "ready"        // finished: the image is usable
+	BuildStatusSucceeded    = "succeeded"    // finished: the image is usable
+	BuildStatusFailed       = "failed"       // finished without an image; see TemplateBuild.Error
+	BuildStatusError        = "error"        // finished without an image; see TemplateBuild.Error
+	BuildStatusCancelled    = "cancelled"    // finished without an image
 )
 
 // finishedBuildStates is the one list of states that end a build, each
@@ -93,6 +101,11 @@ var finishedBuildStates = map[string]bool{
 }
 
 // TemplateBuild is one run of a template's build.
+//
+// Servers name some of its fields in two ways, and both are read: the state
+// comes as "status" or "state", the template as "template_id" or
+// "sandbox_template_id", the explanation of a failure as "error" or
+// "error_message" (with "error_code").
 type TemplateBuild struct {
 	ID         string `json:"id"`
 	TemplateID string `json:"template_id"`
@@ -102,6 +115,9 @@ type TemplateBuild struct {
 	LogURL string `json:"log_url"`
 	// Error is the server's explanation of a failed build; empty otherwise.
 	Error string `json:"error"`
+	// ErrorCode is the server's code for the failure (e.g. "BUILD_FAILED"),
+	// when it sends one.
+	ErrorCode string `json:"error_code"`
 	// The timestamps are zero when the server did not send them (a build
 	// that has not started or finished yet).
 	StartedAt  time.Time `json:"started_at"`
@@ -111,23 +127,48 @@ type TemplateBuild struct {
 	Raw json.RawMessage `json:"-"`
 }
 
-// UnmarshalJSON decodes a build, tolerating empty or numeric timestamps and
-// an error given as an object with a "message" instead of a string, and
-// keeps the raw object in Raw.
+// stringItems returns the non-empty strings of a JSON list whose items the
+// server may not have kept to strings; the others are skipped.
+func stringItems(items []json.RawMessage) []string {
+	var out []string
+	for _, item := range items {
+		if s := jsonString(item); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// errMissingID is the decoding error for an object that names no id: such
+// an answer describes no resource the caller could use.
+var errMissingID = errors.New(`the object has no "id"`)
+
+// UnmarshalJSON decodes a build under either naming of its fields,
+// tolerating empty or numeric timestamps and an error given as an object
+// with a "message" instead of a string, and keeps the raw object in Raw. An
+// object without an id is an error.
 func (b *TemplateBuild) UnmarshalJSON(data []byte) error {
 	type plain TemplateBuild
 	var v struct {
 		plain
-		Error      json.RawMessage `json:"error"`
-		StartedAt  wire.Time       `json:"started_at"`
-		FinishedAt wire.Time       `json:"finished_at"`
-		CreatedAt  wire.Time       `json:"created_at"`
+		State             string          `json:"state"`
+		SandboxTemplateID string          `json:"sandbox_template_id"`
+		Error             json.RawMessage `json:"error"`
+		ErrorMessage      json.RawMessage `json:"error_message"`
+		StartedAt         wire.Time       `json:"started_at"`
+		FinishedAt        wire.Time       `json:"finished_at"`
+		CreatedAt         wire.Time       `json:"created_at"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
+	if v.ID == "" {
+		return errMissingID
+	}
 	*b = TemplateBuild(v.plain)
-	b.Error = messageOf(v.Error)
+	b.Status = cmp.Or(b.Status, v.State)
+	b.TemplateID = cmp.Or(b.TemplateID, v.SandboxTemplateID)
+	b.Error = cmp.Or(messageOf(v.Error), messageOf(v.ErrorMessage))
 	b.StartedAt, b.FinishedAt, b.CreatedAt = v.StartedAt.Time, v.FinishedAt.Time, v.CreatedAt.Time
 	b.Raw = append(json.RawMessage(nil), data...)
 	return nil
@@ -156,12 +197,16 @@ type BuildFailedError struct {
 }
 
 // Error formats the failure as
-// `miosa: template tpl_1: build bld_1 ended "failed": npm install exited 1`.
+// `miosa: template tpl_1: build bld_1 ended "failed": npm install exited 1`,
+// with the server's error code after the state when it sent one.
 func (e *BuildFailedError) Error() string {
 	if e.Build == nil {
 		return fmt.Sprintf("miosa: template %s: build failed", e.TemplateID)
 	}
 	msg := fmt.Sprintf("miosa: template %s: build %s ended %q", e.TemplateID, e.Build.ID, e.Build.Status)
+	if code := capText(e.Build.ErrorCode, maxErrorMessage); code != "" {
+		msg += " " + code
+	}
 	if text := capText(strings.TrimSpace(e.Build.Error), maxErrorMessage); text != "" {
 		msg += ": " + text
 	}
@@ -196,7 +241,7 @@ func (r *ValidationResult) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	var res ValidationResult
-	res.Errors = validationMessages(v.Errors)
+	res.Errors = messagesOf(v.Errors)
 	res.Valid = len(res.Errors) == 0
 	if v.Valid != nil {
 		res.Valid = *v.Valid
@@ -213,90 +258,6 @@ func (r *ValidationResult) UnmarshalJSON(data []byte) error {
 	res.Raw = append(json.RawMessage(nil), data...)
 	*r = res
 	return nil
-}
-
-// validationMessages reads an "errors" field in any of the shapes the server
-// may use. Messages it cannot read as text are kept as their JSON, so no
-// reported problem is lost.
-func validationMessages(raw json.RawMessage) []string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil
-	}
-	switch raw[0] {
-	case '"':
-		if s := strings.TrimSpace(jsonString(raw)); s != "" {
-			return []string{s}
-		}
-		return nil
-	case '[':
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			return nil
-		}
-		var msgs []string
-		for _, item := range items {
-			if s := messageOf(item); s != "" {
-				msgs = append(msgs, s)
-			}
-		}
-		return msgs
-	case '{':
-		if s := objectMessage(raw); s != "" {
-			return []string{s}
-		}
-		var fields map[string]json.RawMessage
-		if json.Unmarshal(raw, &fields) != nil {
-			return nil
-		}
-		var msgs []string
-		for _, field := range slices.Sorted(maps.Keys(fields)) {
-			for _, s := range validationMessages(fields[field]) {
-				msgs = append(msgs, field+": "+s)
-			}
-		}
-		return msgs
-	}
-	return nil
-}
-
-// messageOf returns raw as text: a string as it is, an object's "message"
-// (or "detail"), and any other non-null value as its compact JSON.
-func messageOf(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return ""
-	}
-	if raw[0] == '"' {
-		return strings.TrimSpace(jsonString(raw))
-	}
-	if s := objectMessage(raw); s != "" {
-		return s
-	}
-	var compact bytes.Buffer
-	if json.Compact(&compact, raw) != nil {
-		return ""
-	}
-	return compact.String()
-}
-
-// objectMessage returns the "message" (or else "detail") string of a JSON
-// object, or "" when raw is not an object carrying one.
-func objectMessage(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '{' {
-		return ""
-	}
-	var obj struct {
-		Message json.RawMessage `json:"message"`
-		Detail  json.RawMessage `json:"detail"`
-	}
-	if json.Unmarshal(raw, &obj) != nil {
-		return ""
-	}
-	if s := strings.TrimSpace(jsonString(obj.Message)); s != "" {
-		return s
-	}
-	return strings.TrimSpace(jsonString(obj.Detail))
 }
 
 // SandboxTemplateListParams filters SandboxTemplates.List.
@@ -406,7 +367,7 @@ func (s *SandboxTemplatesService) Validate(ctx context.Context, spec BuildSpec, 
 		BuildSpec BuildSpec `json:"build_spec"`
 	}{spec}
 	res, err := decodeObject[ValidationResult](ctx, s.client, call{
-		method: http.MethodPost, path: "/sandbox-templates/validate", body: body, readOnly: true,
+		method: http.MethodPost, path: "/sandbox-templates/validate", body: body, idempotent: true,
 	}, opts, "validation")
 	if verdict, ok := rejectedSpec(err); ok {
 		return verdict, nil

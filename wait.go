@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 )
@@ -90,15 +91,24 @@ func (p *poller) timedOut(state string) error {
 	return fmt.Errorf("%w: waiting for %s: %s after %s", ErrWaitTimeout, p.what, state, p.timeout)
 }
 
-// isTransient reports whether a failed poll is worth another one: a
-// retryable status or a transport failure.
+// pollRead is what every poll is to the retry policy: a read, which may be
+// sent again.
+var pollRead = call{method: http.MethodGet}
+
+// isTransient reports whether a failed poll is worth another one. A refusal
+// or a failure to get an answer is judged by the SDK's retry policy
+// (shouldRetry); anything else, such as an answer that cannot be decoded,
+// would fail the same way again.
 func isTransient(err error) bool {
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Temporary()
+	var (
+		apiErr *APIError
+		urlErr *url.Error
+	)
+	if !errors.As(err, &apiErr) && !errors.As(err, &urlErr) {
+		return false
 	}
-	var urlErr *url.Error
-	return errors.As(err, &urlErr)
+	again, _ := shouldRetry(&pollRead, err)
+	return again
 }
 
 // pollUntil calls check every interval (or after the server's Retry-After

@@ -4,6 +4,7 @@
 package retry
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -50,38 +51,40 @@ func Backoff(retry int, min, max time.Duration) time.Duration {
 	return lo + rand.N(hi-lo+1)
 }
 
-// Clamp returns d, or max when d exceeds it.
-func Clamp(d, max time.Duration) time.Duration {
-	if d > max {
-		return max
-	}
-	return d
-}
+// MaxHint is the longest wait a hint can ask for: a longer one (a hint of
+// years, or an infinite one) means "much longer than any caller will wait"
+// and is read as MaxHint, never discarded as unreadable, so a server asking
+// for a very long pause is not retried at once instead.
+const MaxHint = 365 * 24 * time.Hour
 
 // ParseRetryAfter reads a Retry-After header value: delay-seconds (an integer,
 // or a decimal as some servers send) or an HTTP date, relative to now. It
 // reports false when the value is absent or unreadable. A date in the past
-// means "now" (zero).
+// means "now" (zero); a wait beyond MaxHint is MaxHint.
 func ParseRetryAfter(value string, now time.Time) (time.Duration, bool) {
 	value = strings.TrimSpace(value)
 	if value == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseFloat(value, 64); err == nil {
+	if secs, err := strconv.ParseFloat(value, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// Out of range, ParseFloat returns ±Inf (or ±0): Seconds sorts them.
 		return Seconds(secs)
 	}
 	when, err := http.ParseTime(value)
 	if err != nil {
 		return 0, false
 	}
-	return max(when.Sub(now), 0), true
+	return min(max(when.Sub(now), 0), MaxHint), true
 }
 
-// Seconds converts a hint in seconds into a duration. Negative, NaN or
-// absurdly large hints are refused so they cannot overflow into a short wait.
+// Seconds converts a hint in seconds into a duration, at most MaxHint.
+// Negative and NaN hints are refused.
 func Seconds(secs float64) (time.Duration, bool) {
-	if !(secs >= 0) || secs > float64(365*24*time.Hour/time.Second) {
+	if !(secs >= 0) {
 		return 0, false
+	}
+	if secs >= MaxHint.Seconds() {
+		return MaxHint, true
 	}
 	return time.Duration(secs * float64(time.Second)), true
 }

@@ -62,8 +62,12 @@ func TestParseRetryAfter(t *testing.T) {
 		{"1.5", 1500 * time.Millisecond, true},
 		{"-1", 0, false},
 		{"NaN", 0, false},
-		{"Inf", 0, false},
-		{"1e300", 0, false},
+		{"-Inf", 0, false},
+		{"Inf", MaxHint, true},
+		{"1e300", MaxHint, true},
+		{"1e400", MaxHint, true},    // beyond float64: ParseFloat's range error
+		{"40000000", MaxHint, true}, // more than a year
+		{now.AddDate(5, 0, 0).Format(http.TimeFormat), MaxHint, true},
 		{"soon", 0, false},
 		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second, true},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
@@ -80,13 +84,13 @@ func TestSeconds(t *testing.T) {
 	d, ok := Seconds(2.25)
 	assert.True(t, ok)
 	assert.Equal(t, 2250*time.Millisecond, d)
-	for _, bad := range []float64{-0.1, math.NaN(), math.Inf(1), 1e12} {
+	for _, bad := range []float64{-0.1, math.NaN(), math.Inf(-1)} {
 		_, ok := Seconds(bad)
 		assert.False(t, ok, bad)
 	}
-}
-
-func TestClamp(t *testing.T) {
-	assert.Equal(t, time.Second, Clamp(time.Minute, time.Second))
-	assert.Equal(t, time.Millisecond, Clamp(time.Millisecond, time.Second))
+	for _, huge := range []float64{math.Inf(1), 1e12, MaxHint.Seconds()} {
+		d, ok := Seconds(huge)
+		assert.True(t, ok, huge)
+		assert.Equal(t, MaxHint, d, huge)
+	}
 }

@@ -1,0 +1,60 @@
+package miosa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/miosa-ai/miosa-go/internal/wire"
+)
+
+// decodeObject sends op and decodes the single object in its answer, under
+// whichever envelope the server used; wrappers name the resource's own key.
+func decodeObject[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) (*T, error) {
+	res, err := c.send(ctx, op, opts)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := wire.Object(res.body, wrappers...)
+	if err == nil && raw == nil {
+		err = errors.New("empty response body")
+	}
+	var v T
+	if err == nil {
+		// A type that decodes itself is handed the bytes directly: it
+		// validates them as it decodes (wire.Object does not), and
+		// json.Unmarshal would validate them once more before calling it.
+		// The body belongs to this call, so a type may keep it as its Raw.
+		switch u := any(&v).(type) {
+		case interface{ decodeOwned([]byte) error }:
+			err = u.decodeOwned(raw)
+		case json.Unmarshaler:
+			err = u.UnmarshalJSON(raw)
+		default:
+			err = json.Unmarshal(raw, &v)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, err)
+	}
+	return &v, nil
+}
+
+// decodeList sends op and decodes the list in its answer, with the
+// pagination meta when the server sent one.
+func decodeList[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) ([]T, *wire.Meta, error) {
+	res, err := c.send(ctx, op, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, meta, err := wire.List(res.body, wrappers...)
+	var items []T
+	if err == nil && raw != nil {
+		err = json.Unmarshal(raw, &items)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, err)
+	}
+	return items, meta, nil
+}

@@ -1,0 +1,246 @@
+package miosa
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Option configures a Client (passed to NewClient) or a single call (passed
+// as a trailing argument to any service method, where it overrides the
+// client's setting for that call only).
+type Option func(*settings)
+
+// settings is the resolved configuration of a client or of one call.
+type settings struct {
+	baseURL      string       // validated, without a trailing slash
+	callerClient *http.Client // as given to WithHTTPClient; never modified
+	// httpClient is what requests go through: a copy of callerClient (or of
+	// the default client) that follows redirects only within the base URL's
+	// origin, derived by resolve.
+	httpClient       *http.Client
+	maxRetries       int
+	retryMin         time.Duration
+	retryMax         time.Duration
+	maxRetryAfter    time.Duration
+	requestTimeout   time.Duration
+	maxResponseBytes int64
+	userAgent        string
+	userAgentHeader  []string // "miosa-go/<Version>" and userAgent, derived by resolve
+	headers          http.Header
+	logger           *slog.Logger
+	insecureHTTP     bool
+	idempotencyKey   string
+}
+
+const (
+	defaultMaxRetries       = 2
+	defaultRetryMin         = 500 * time.Millisecond
+	defaultRetryMax         = 8 * time.Second
+	defaultMaxRetryAfter    = 60 * time.Second
+	defaultRequestTimeout   = 60 * time.Second
+	defaultMaxResponseBytes = 32 << 20
+	// maxErrorBody caps what is kept of a failed response's body.
+	maxErrorBody = 64 << 10
+	// maxDrain and drainTimeout bound how much more of a failed response is
+	// read and discarded so its connection can be reused; beyond either the
+	// connection is closed instead.
+	maxDrain     = 256 << 10
+	drainTimeout = 100 * time.Millisecond
+	// preallocLimit is how much of a declared Content-Length is allocated
+	// before the bytes arrive.
+	preallocLimit = 64 << 10
+)
+
+// WithBaseURL sets the API root, including /api/v1. Plain http:// is accepted
+// only for loopback hosts unless WithInsecureHTTP is also given.
+// Default: MIOSA_BASE_URL, else DefaultBaseURL.
+func WithBaseURL(baseURL string) Option {
+	return func(s *settings) { s.baseURL = baseURL }
+}
+
+// WithHTTPClient makes the SDK send its requests through c's transport. The
+// SDK never modifies c: it sends through a copy whose redirect policy also
+// refuses any redirect that leaves the base URL's origin (scheme, host and
+// port), so neither the API key nor a WithHeader header can follow one; c's
+// own CheckRedirect still runs for the redirects that stay. c's Timeout, if
+// any, also bounds each attempt of a unary call (streams and file transfers
+// are exempt). Default: a pooled keep-alive client that attempts HTTP/2 and
+// has no Timeout.
+func WithHTTPClient(c *http.Client) Option {
+	return func(s *settings) { s.callerClient = c }
+}
+
+// WithMaxRetries sets how many times a failed request is retried after the
+// first attempt; 0 disables retries. Default 2.
+func WithMaxRetries(n int) Option {
+	return func(s *settings) { s.maxRetries = n }
+}
+
+// WithRetryDelay sets the bounds of the exponential backoff between retries:
+// every wait lies between min and max. The wait before retry k (from 0) is
+// drawn at random from [min·2^k, min·2^(k+1)], or from [max/2, max] (never
+// below min) once that range passes max, so clients that failed together do
+// not retry together. A min of 0 retries at once. Default 500ms and 8s.
+func WithRetryDelay(min, max time.Duration) Option {
+	return func(s *settings) { s.retryMin, s.retryMax = min, max }
+}
+
+// WithMaxRetryAfter caps how long the SDK will sleep on the server's
+// Retry-After hint. A longer hint is not slept: the call returns at once with
+// an *APIError whose RetryAfter carries it. Default 60s.
+func WithMaxRetryAfter(d time.Duration) Option {
+	return func(s *settings) { s.maxRetryAfter = d }
+}
+
+// WithRequestTimeout bounds each attempt of a unary call (streams are
+// exempt), through the context rather than http.Client.Timeout. Default 60s.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(s *settings) { s.requestTimeout = d }
+}
+
+// WithMaxResponseSize caps how many bytes of a successful response body are
+// read; a larger body fails the call with a clear error instead of being
+// read into memory. Default 32 MiB.
+func WithMaxResponseSize(n int64) Option {
+	return func(s *settings) { s.maxResponseBytes = n }
+}
+
+// WithUserAgent appends product to the User-Agent header, after
+// "miosa-go/<Version>".
+func WithUserAgent(product string) Option {
+	return func(s *settings) { s.userAgent = product }
+}
+
+// WithHeader adds an extra header to every request (streams included). It
+// cannot replace the headers the SDK itself sets (Authorization, User-Agent,
+// Accept, Content-Type, Idempotency-Key).
+func WithHeader(key, value string) Option {
+	return func(s *settings) {
+		s.headers = s.headers.Clone()
+		if s.headers == nil {
+			s.headers = http.Header{}
+		}
+		s.headers.Set(key, value)
+	}
+}
+
+// WithLogger sends one debug line per HTTP attempt to logger: method, path,
+// status, attempt, request id and duration. API keys, headers and bodies are
+// never logged. Default: silent.
+func WithLogger(logger *slog.Logger) Option {
+	return func(s *settings) { s.logger = logger }
+}
+
+// WithInsecureHTTP allows a plain http:// base URL for hosts other than
+// loopback. The API key then crosses the network unencrypted.
+func WithInsecureHTTP() Option {
+	return func(s *settings) { s.insecureHTTP = true }
+}
+
+// WithIdempotencyKey sets the Idempotency-Key of one create-type call
+// (create, fork, template create, build create), so that a call repeated by
+// your own code is deduplicated by the server too. It is a per-call option:
+// NewClient refuses it. Default: a random UUID per logical call, reused by
+// every retry of that call.
+func WithIdempotencyKey(key string) Option {
+	return func(s *settings) { s.idempotencyKey = key }
+}
+
+// resolve checks what options can get wrong, for NewClient and per call,
+// normalises the base URL and derives the redirect-guarded HTTP client.
+func (s *settings) resolve() error {
+	base, err := checkBaseURL(s.baseURL, s.insecureHTTP)
+	if err != nil {
+		return err
+	}
+	s.baseURL = base
+	if s.callerClient == nil {
+		s.callerClient = newHTTPClient()
+	}
+	s.httpClient = sameOriginOnly(s.callerClient, s.baseURL)
+	s.userAgentHeader = []string{userAgent}
+	if product := strings.TrimSpace(s.userAgent); product != "" {
+		s.userAgentHeader = []string{userAgent + " " + product}
+	}
+	switch {
+	case s.maxRetries < 0:
+		return fmt.Errorf("%w: WithMaxRetries must not be negative", ErrInvalidParams)
+	case s.retryMin < 0 || s.retryMax < s.retryMin:
+		return fmt.Errorf("%w: WithRetryDelay wants 0 <= min <= max", ErrInvalidParams)
+	case s.maxRetryAfter < 0:
+		return fmt.Errorf("%w: WithMaxRetryAfter must not be negative", ErrInvalidParams)
+	case s.requestTimeout <= 0:
+		return fmt.Errorf("%w: WithRequestTimeout must be positive", ErrInvalidParams)
+	case s.maxResponseBytes <= 0:
+		return fmt.Errorf("%w: WithMaxResponseSize must be positive", ErrInvalidParams)
+	case strings.ContainsFunc(s.userAgent, isControl):
+		return fmt.Errorf("%w: WithUserAgent must be one line of printable text", ErrInvalidParams)
+	case strings.ContainsFunc(s.idempotencyKey, isControl):
+		return fmt.Errorf("%w: WithIdempotencyKey must be printable text", ErrInvalidParams)
+	}
+	// A malformed header would only fail inside the transport, where it
+	// looks like a network error and could be retried or reported as
+	// "outcome unknown".
+	for name, values := range s.headers {
+		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) }) {
+			return fmt.Errorf("%w: WithHeader: %q is not a valid header name", ErrInvalidParams, name)
+		}
+		for _, v := range values {
+			if strings.ContainsFunc(v, func(r rune) bool { return r != '\t' && isControl(r) }) {
+				return fmt.Errorf("%w: WithHeader %s: the value must be one line without control characters", ErrInvalidParams, name)
+			}
+		}
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < ' ' || r == 0x7f }
+
+// checkBaseURL returns raw without its trailing slash if it is an absolute
+// http(s) URL the SDK may send a key to.
+func checkBaseURL(raw string, insecureHTTP bool) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%w: base URL: %v", ErrInvalidParams, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return "", fmt.Errorf("%w: base URL %q must be an absolute http(s) URL", ErrInvalidParams, u.Redacted())
+	case u.User != nil:
+		return "", fmt.Errorf("%w: base URL must not carry credentials; the API key authenticates", ErrInvalidParams)
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("%w: base URL %q must not have a query or fragment", ErrInvalidParams, u.Redacted())
+	case u.Scheme == "http" && !insecureHTTP && !isLoopback(u.Hostname()):
+		return "", fmt.Errorf("%w: base URL %q: plain http is allowed only for loopback hosts; use https or WithInsecureHTTP()", ErrInvalidParams, u.Redacted())
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// settingsFor returns the client's settings overridden by per-call opts.
+// Without opts it is the client's own settings, shared and read-only.
+func (c *Client) settingsFor(opts []Option) (*settings, error) {
+	if len(opts) == 0 {
+		return &c.settings, nil
+	}
+	s := c.settings
+	for _, opt := range opts {
+		opt(&s)
+	}
+	if err := s.resolve(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
