@@ -34,34 +34,6 @@ func newTestClient(t *testing.T, baseURL string, opts ...Option) *Client {
 	return c
 }
 
-// roundTripFunc is an http.RoundTripper made of a function, for tests that
-// must run inside a synctest bubble or fake transport failures.
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// inMemory serves requests with h without any network, so it can run inside
-// a synctest bubble where the clock only moves when everything waits.
-func inMemory(h http.Handler) *http.Client {
-	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		if err := r.Context().Err(); err != nil {
-			return nil, err
-		}
-		// Make the client request look like one a server received.
-		in := r.Clone(r.Context())
-		in.RequestURI = r.URL.RequestURI()
-		if in.Body == nil {
-			in.Body = http.NoBody
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, in)
-		if err := r.Context().Err(); err != nil {
-			return nil, err
-		}
-		return w.Result(), nil
-	})}
-}
-
 // newFakeClient returns a client whose requests are answered in memory by
 // rec; it works inside synctest bubbles.
 func newFakeClient(t *testing.T, rec *recorder, opts ...Option) *Client {

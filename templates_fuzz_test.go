@@ -3,7 +3,6 @@ package miosa_test
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -86,7 +85,7 @@ func FuzzValidateAnswer(f *testing.F) {
 		fake := newScripted(reply{status, string(body)})
 		client, err := miosa.NewClient(scriptedKey,
 			miosa.WithBaseURL("http://127.0.0.1"),
-			miosa.WithHTTPClient(&http.Client{Transport: tplTransport{fake}}))
+			miosa.WithHTTPClient(miosa.InMemory(fake)))
 		require.NoError(t, err)
 
 		verdict, err := client.SandboxTemplates.Validate(t.Context(), miosa.BuildSpec{"runtime": "node"})

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,24 +16,6 @@ import (
 	"github.com/miosa-ai/miosa-go"
 )
 
-// tplTransport serves requests in memory, with no goroutine and no socket,
-// so a client using it runs entirely inside a synctest bubble.
-type tplTransport struct{ h http.Handler }
-
-func (t tplTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := r.Context().Err(); err != nil {
-		return nil, err
-	}
-	// A server-side request always has a body; a client-side GET has none.
-	if r.Body == nil {
-		r = r.Clone(r.Context())
-		r.Body = http.NoBody
-	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
-}
-
 // newTplBubbleClient returns a client whose requests fake answers in memory.
 // It keeps the default retry delays, so an unwanted retry would show on the
 // fake clock and in the request count.
@@ -43,7 +24,7 @@ func newTplBubbleClient(t *testing.T, replies ...reply) (*scriptedServer, *miosa
 	fake := newScripted(replies...)
 	client, err := miosa.NewClient(scriptedKey,
 		miosa.WithBaseURL("http://127.0.0.1"),
-		miosa.WithHTTPClient(&http.Client{Transport: tplTransport{fake}}))
+		miosa.WithHTTPClient(miosa.InMemory(fake)))
 	require.NoError(t, err)
 	return fake, client
 }
