@@ -30,21 +30,23 @@ var sdkHeaders = map[string]bool{
 }
 
 // setHeaders writes the headers every request carries: the caller's extras,
-// except those the SDK owns, then the SDK's own.
-func (c *Client) setHeaders(h http.Header, s *settings, accept string) {
+// except those the SDK owns, then the SDK's own. The SDK's values are
+// slices built once and shared by every request, not rebuilt per call.
+func (c *Client) setHeaders(h http.Header, s *settings, accept []string) {
 	for k, v := range s.headers {
 		if !sdkHeaders[k] {
 			h[k] = slices.Clone(v)
 		}
 	}
-	h.Set("Authorization", c.authorization.reveal())
-	ua := userAgent
-	if product := strings.TrimSpace(s.userAgent); product != "" {
-		ua += " " + product
-	}
-	h.Set("User-Agent", ua)
-	h.Set("Accept", accept)
+	h["Authorization"] = c.authorization.header()
+	h["User-Agent"] = s.userAgentHeader
+	h["Accept"] = accept
 }
+
+var (
+	acceptJSON        = []string{"application/json"}
+	eventStreamAccept = []string{"text/event-stream"}
+)
 
 const userAgent = "miosa-go/" + Version
 
@@ -269,7 +271,7 @@ func (c *Client) newRequest(ctx context.Context, s *settings, cl *call, payload 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalidParams, cl.method, cl.path, err)
 	}
-	c.setHeaders(req.Header, s, "application/json")
+	c.setHeaders(req.Header, s, acceptJSON)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
