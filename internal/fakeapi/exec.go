@@ -128,33 +128,15 @@ func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 	}
 	req.Timeout = time.Duration(timeoutMS) * time.Millisecond
 
-	e.mu.Lock()
-	m := e.machines[req.ComputerID]
-	status := ""
-	if m != nil {
-		status = m.status
-	}
-	e.mu.Unlock()
-	switch {
-	case m == nil:
-		notFound(w, "computer", req.ComputerID)
-		return
-	case status != statusRunning:
-		writeError(w, http.StatusConflict, "NOT_RUNNING", fmt.Sprintf("computer %s is %s, not running", req.ComputerID, status))
+	if !e.running(w, "computer", req.ComputerID) {
 		return
 	}
 
 	ctx, cancel := e.requestContext(r)
 	defer cancel()
-	res, fallback, found := e.execs.lookup(req)
-	switch {
-	case found:
-	case fallback != nil:
-		res = fallback(ctx, req)
-	case e.cfg.LocalShell:
+	res, ok := e.registeredResult(ctx, req)
+	if !ok {
 		res = e.shell.run(ctx, req)
-	default:
-		res = defaultExec(req)
 	}
 	switch {
 	case r.Context().Err() != nil:
@@ -172,6 +154,43 @@ func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 		"output": res.Output, "stdout": res.Stdout, "stderr": res.Stderr,
 		"exit_code": res.ExitCode, "success": res.ExitCode == 0,
 	})
+}
+
+// running reports whether the machine id runs, and otherwise answers 404
+// or 409 NOT_RUNNING itself.
+func (e *Engine) running(w http.ResponseWriter, what, id string) bool {
+	e.mu.Lock()
+	m := e.machines[id]
+	status := ""
+	if m != nil {
+		status = m.status
+	}
+	e.mu.Unlock()
+	switch {
+	case m == nil:
+		notFound(w, what, id)
+		return false
+	case status != statusRunning:
+		writeError(w, http.StatusConflict, "NOT_RUNNING", fmt.Sprintf("%s %s is %s, not running", what, id, status))
+		return false
+	}
+	return true
+}
+
+// registeredResult returns what answers req without running it: its exact
+// registration, the fallback function's result, or the default; false when
+// the local shell is to run it instead.
+func (e *Engine) registeredResult(ctx context.Context, req ExecRequest) (ExecResult, bool) {
+	res, fallback, found := e.execs.lookup(req)
+	switch {
+	case found:
+		return res, true
+	case fallback != nil:
+		return fallback(ctx, req), true
+	case e.cfg.LocalShell:
+		return ExecResult{}, false
+	}
+	return defaultExec(req), true
 }
 
 // requestContext is r's context, also cancelled when the engine closes.
