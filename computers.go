@@ -1,6 +1,7 @@
 package miosa
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -69,10 +70,20 @@ type Computer struct {
 }
 
 // UnmarshalJSON decodes a computer, tolerating empty or numeric timestamps,
-// and keeps the raw object in Raw. An object without an id is not a
-// computer: it is an error, so an answer that describes no machine never
+// and keeps a copy of the raw object in Raw. An object without an id is not
+// a computer: it is an error, so an answer that describes no machine never
 // passes for one.
 func (c *Computer) UnmarshalJSON(data []byte) error {
+	if err := c.decodeOwned(data); err != nil {
+		return err
+	}
+	c.Raw = bytes.Clone(c.Raw)
+	return nil
+}
+
+// decodeOwned is UnmarshalJSON for data that nobody will reuse (an answer
+// body the call owns): Raw is data itself, not a copy.
+func (c *Computer) decodeOwned(data []byte) error {
 	type plain Computer
 	*c = Computer{}
 	// Decoding through a pointer to c fills it in place; the fields below
@@ -94,7 +105,7 @@ func (c *Computer) UnmarshalJSON(data []byte) error {
 	c.Tags = stringItems(v.Tags)
 	c.Timeout, c.IdleTimeout = time.Duration(v.TimeoutSec), time.Duration(v.IdleTimeoutSec)
 	c.CreatedAt, c.UpdatedAt = v.CreatedAt.Time, v.UpdatedAt.Time
-	c.Raw = append(json.RawMessage(nil), data...)
+	c.Raw = data
 	return nil
 }
 

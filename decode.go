@@ -22,12 +22,16 @@ func decodeObject[T any](ctx context.Context, c *Client, cl call, opts []Option,
 	}
 	var v T
 	if err == nil {
-		// raw is valid JSON (wire.Object checked it), so a type that
-		// decodes itself is handed the bytes directly, sparing
-		// json.Unmarshal's second validation pass.
-		if u, ok := any(&v).(json.Unmarshaler); ok {
+		// A type that decodes itself is handed the bytes directly: it
+		// validates them as it decodes (wire.Object does not), and
+		// json.Unmarshal would validate them once more before calling it.
+		// The body belongs to this call, so a type may keep it as its Raw.
+		switch u := any(&v).(type) {
+		case interface{ decodeOwned([]byte) error }:
+			err = u.decodeOwned(raw)
+		case json.Unmarshaler:
 			err = u.UnmarshalJSON(raw)
-		} else {
+		default:
 			err = json.Unmarshal(raw, &v)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
@@ -28,6 +27,7 @@ import (
 // connections it holds open, so tests can assert on exactly what reached
 // it and that a stream the caller left was closed.
 type execStreamFake struct {
+	*miosa.Recorder
 	srv        *httptest.Server
 	httpClient *http.Client
 
@@ -35,14 +35,13 @@ type execStreamFake struct {
 	blocking http.HandlerFunc // POST /computers/{id}/exec
 
 	openConns atomic.Int64
-	mu        sync.Mutex
-	requests  []recordedRequest
 }
 
 func newExecStreamFake(t testing.TB, stream, blocking http.HandlerFunc) *execStreamFake {
 	t.Helper()
 	f := &execStreamFake{stream: stream, blocking: blocking}
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.Recorder = miosa.NewRecorder(f.respond)
+	f.srv = httptest.NewUnstartedServer(f.Recorder)
 	f.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		switch state {
 		case http.StateNew:
@@ -60,13 +59,7 @@ func newExecStreamFake(t testing.TB, stream, blocking http.HandlerFunc) *execStr
 	return f
 }
 
-func (f *execStreamFake) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	f.requests = append(f.requests, recordedRequest{
-		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body,
-	})
-	f.mu.Unlock()
+func (f *execStreamFake) respond(w http.ResponseWriter, r *http.Request, _ int) {
 	switch {
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/exec/stream") && f.stream != nil:
 		f.stream(w, r)
@@ -87,21 +80,6 @@ func (f *execStreamFake) client(t testing.TB, opts ...miosa.Option) *miosa.Clien
 	c, err := miosa.NewClient(scriptedKey, append(base, opts...)...)
 	require.NoError(t, err)
 	return c
-}
-
-func (f *execStreamFake) recorded() []recordedRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]recordedRequest(nil), f.requests...)
-}
-
-// paths lists the paths of the requests received, in order.
-func (f *execStreamFake) paths() []string {
-	var paths []string
-	for _, r := range f.recorded() {
-		paths = append(paths, r.Path)
-	}
-	return paths
 }
 
 // allConnectionsClosed closes the client's idle connections and reports
@@ -184,7 +162,7 @@ func TestExecStream_RequestShape(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, []miosa.ExecEvent{exitWith(0)}, events)
 
-			reqs := f.recorded()
+			reqs := f.Requests()
 			require.Len(t, reqs, 1)
 			r := reqs[0]
 			assert.Equal(t, http.MethodPost, r.Method)
@@ -216,7 +194,7 @@ func TestExecStream_InvalidParamsSendNothing(t *testing.T) {
 			events, err := execStreamed(t, f.client(t).Exec.Stream(t.Context(), tt.id, tt.params))
 			require.ErrorIs(t, err, miosa.ErrInvalidParams)
 			assert.Empty(t, events)
-			assert.Empty(t, f.recorded())
+			assert.Empty(t, f.Requests())
 		})
 	}
 }
@@ -386,7 +364,7 @@ func TestExecStream_UnfinishedStreamIsOutcomeUnknown(t *testing.T) {
 			for _, ev := range events {
 				assert.NotEqual(t, miosa.ExecExit, ev.Kind, "no exit may be reported")
 			}
-			assert.Len(t, f.recorded(), 1, "exec is never sent twice")
+			assert.Len(t, f.Requests(), 1, "exec is never sent twice")
 		})
 	}
 }
@@ -398,7 +376,7 @@ func TestExecStream_OversizedEventEndsTheStream(t *testing.T) {
 	require.ErrorIs(t, err, miosa.ErrOutcomeUnknown)
 	assert.Contains(t, err.Error(), "larger than")
 	assert.Equal(t, []miosa.ExecEvent{stdout("small")}, events)
-	assert.Len(t, f.recorded(), 1)
+	assert.Len(t, f.Requests(), 1)
 }
 
 func TestExecStream_LargeLineWithinTheBoundIsDelivered(t *testing.T) {
@@ -448,7 +426,7 @@ func TestExecStream_BreakClosesTheStreamAtOnce(t *testing.T) {
 		t.Fatal("the server still streams to a loop that ended")
 	}
 	require.Eventually(t, f.allConnectionsClosed, 5*time.Second, time.Millisecond)
-	assert.Len(t, f.recorded(), 1)
+	assert.Len(t, f.Requests(), 1)
 }
 
 func TestExecStream_CancelMidStreamEndsItWithTheContextsError(t *testing.T) {
@@ -476,7 +454,7 @@ func TestExecStream_CancelMidStreamEndsItWithTheContextsError(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, []miosa.ExecEvent{stdout("started")}, events)
 	<-disconnected
-	assert.Len(t, f.recorded(), 1)
+	assert.Len(t, f.Requests(), 1)
 	require.Eventually(t, f.allConnectionsClosed, 5*time.Second, time.Millisecond)
 }
 
@@ -501,7 +479,7 @@ func TestExecStream_AlreadyCancelledContextSendsNothing(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.False(t, errors.Is(err, miosa.ErrOutcomeUnknown), "nothing was sent")
 	assert.Empty(t, events)
-	assert.Empty(t, f.recorded())
+	assert.Empty(t, f.Requests())
 }
 
 func TestExecStream_CallerClientTimeoutDoesNotCutTheStream(t *testing.T) {
@@ -528,7 +506,7 @@ func TestExecStream_WithoutTheEndpointFallsBackToTheBlockingExec(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, []miosa.ExecEvent{stdout("one"), stdout("two"), stderr("oops"), exitWith(2)}, events)
 
-			reqs := f.recorded()
+			reqs := f.Requests()
 			require.Len(t, reqs, 2)
 			assert.Equal(t, "/api/v1/sandboxes/sb_1/exec/stream", reqs[0].Path)
 			assert.Equal(t, "/api/v1/computers/sb_1/exec", reqs[1].Path)
@@ -580,7 +558,7 @@ func TestExecStream_FallbackErrorsAreTheBlockingExecs(t *testing.T) {
 			require.ErrorIs(t, err, tt.want)
 			assert.Contains(t, err.Error(), "POST /computers/sb_1/exec")
 			assert.Empty(t, events)
-			assert.Len(t, f.recorded(), 2, "one stream request, one blocking exec, no more")
+			assert.Len(t, f.Requests(), 2, "one stream request, one blocking exec, no more")
 		})
 	}
 }

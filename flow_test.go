@@ -65,7 +65,7 @@ func TestFlow_CreateWaitExecForkDelete(t *testing.T) {
 			assert.Len(t, listed, 2)
 
 			for _, id := range []string{fork.ID, sb.ID} {
-				require.NoError(t, client.Sandboxes.Delete(ctx, id))
+				require.NoError(t, client.Computers.Destroy(ctx, id))
 				_, err = client.Sandboxes.Get(ctx, id)
 				assert.ErrorIs(t, err, miosa.ErrNotFound)
 			}

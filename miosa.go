@@ -10,7 +10,7 @@
 //	ready, err := client.Sandboxes.WaitUntilReady(ctx, sb.ID, miosa.WaitOptions{})
 //	res, err := client.Exec.Run(ctx, sb.ID, miosa.ExecParams{Command: "echo hello"})
 //	fmt.Print(res.Output)
-//	err = client.Sandboxes.Delete(ctx, sb.ID)
+//	err = client.Computers.Destroy(ctx, sb.ID)
 //
 // # Configuration
 //

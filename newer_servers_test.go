@@ -83,7 +83,7 @@ func TestWaitForBuild_FollowsABuildReportedUnderState(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, miosa.BuildStatusReady, build.Status)
 		assert.Equal(t, "tpl_1", build.TemplateID)
-		assert.Len(t, fake.requests(), 5, "every in-progress state kept the wait going")
+		assert.Len(t, fake.Requests(), 5, "every in-progress state kept the wait going")
 	})
 }
 

@@ -30,21 +30,23 @@ var sdkHeaders = map[string]bool{
 }
 
 // setHeaders writes the headers every request carries: the caller's extras,
-// except those the SDK owns, then the SDK's own.
-func (c *Client) setHeaders(h http.Header, s *settings, accept string) {
+// except those the SDK owns, then the SDK's own. The SDK's values are
+// slices built once and shared by every request, not rebuilt per call.
+func (c *Client) setHeaders(h http.Header, s *settings, accept []string) {
 	for k, v := range s.headers {
 		if !sdkHeaders[k] {
 			h[k] = slices.Clone(v)
 		}
 	}
-	h.Set("Authorization", c.authorization.reveal())
-	ua := userAgent
-	if product := strings.TrimSpace(s.userAgent); product != "" {
-		ua += " " + product
-	}
-	h.Set("User-Agent", ua)
-	h.Set("Accept", accept)
+	h["Authorization"] = c.authorization.header()
+	h["User-Agent"] = s.userAgentHeader
+	h["Accept"] = accept
 }
+
+var (
+	acceptJSON        = []string{"application/json"}
+	eventStreamAccept = []string{"text/event-stream"}
+)
 
 const userAgent = "miosa-go/" + Version
 
@@ -138,7 +140,7 @@ func (c *Client) send(ctx context.Context, cl call, opts []Option) (response, er
 		start := time.Now()
 		res, err := c.attempt(ctx, s, &cl, payload, key)
 		if err == nil && res.ok() {
-			s.logAttempt(ctx, &cl, attempt, &res, start, nil, "")
+			c.logAttempt(ctx, s, &cl, attempt, &res, start, nil, "")
 			return res, nil
 		}
 		var failure error
@@ -150,7 +152,7 @@ func (c *Client) send(ctx context.Context, cl call, opts []Option) (response, er
 		}
 		wait, why := s.nextAttempt(ctx, &cl, failure, attempt)
 		// A refusal's message comes from its body, which is never logged.
-		s.logAttempt(ctx, &cl, attempt, &res, start, err, why)
+		c.logAttempt(ctx, s, &cl, attempt, &res, start, err, why)
 		if why != "" {
 			return response{}, failure
 		}
@@ -269,7 +271,7 @@ func (c *Client) newRequest(ctx context.Context, s *settings, cl *call, payload 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalidParams, cl.method, cl.path, err)
 	}
-	c.setHeaders(req.Header, s, "application/json")
+	c.setHeaders(req.Header, s, acceptJSON)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -332,16 +334,17 @@ func drainBriefly(body io.ReadCloser) {
 // logAttempt writes the debug line of one attempt: what was sent, what came
 // back, the transport error if there was no answer, and, when the call ends
 // on a failure, why it is not sent again.
-func (s *settings) logAttempt(ctx context.Context, cl *call, n int, res *response, start time.Time, transportErr error, notRetried string) {
+func (c *Client) logAttempt(ctx context.Context, s *settings, cl *call, n int, res *response, start time.Time, transportErr error, notRetried string) {
 	if s.logger == nil || !s.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
+	requestID := c.requestID(res.header)
 	attrs := []slog.Attr{
 		slog.String("method", cl.method),
 		slog.String("path", cl.path),
 		slog.Int("status", res.status),
 		slog.Int("attempt", n),
-		slog.String("request_id", requestID(res.header)),
+		slog.String("request_id", requestID),
 		slog.Duration("duration", time.Since(start)),
 	}
 	if transportErr != nil {
@@ -353,16 +356,16 @@ func (s *settings) logAttempt(ctx context.Context, cl *call, n int, res *respons
 	s.logger.LogAttrs(ctx, slog.LevelDebug, "miosa: request", attrs...)
 }
 
-// requestID returns the answer's X-Request-ID as one short line of text: it
-// comes from the server and ends up in errors and logs.
-func requestID(h http.Header) string {
+// requestID returns the answer's X-Request-ID as one short line of text
+// without the key: it comes from the server and ends up in errors and logs.
+func (c *Client) requestID(h http.Header) string {
 	// Indexed under its canonical form: Header.Get would canonicalise the
 	// name on every call.
 	v := h["X-Request-Id"]
 	if len(v) == 0 {
 		return ""
 	}
-	return capText(v[0], maxRequestID)
+	return c.key.scrub(capText(v[0], maxRequestID))
 }
 
 // newAPIError builds the error for a non-2xx answer, with every text the
@@ -376,7 +379,7 @@ func (c *Client) newAPIError(cl *call, s *settings, key string, res *response) *
 	if res.status == http.StatusNotFound && e.Code == "" && !strings.HasSuffix(s.baseURL, "/api/v1") {
 		e.Message += " (the base URL " + s.baseURL + " does not end in /api/v1: is it the API root?)"
 	}
-	e.RequestID = c.key.scrub(requestID(res.header))
+	e.RequestID = c.requestID(res.header)
 	e.IdempotencyKey = key
 	e.Method, e.Path = cl.method, cl.path
 	e.Body = body
@@ -385,8 +388,8 @@ func (c *Client) newAPIError(cl *call, s *settings, key string, res *response) *
 
 // transportError wraps a failure to get an answer. When the request may
 // have reached the server and must not be sent twice, it also matches
-// ErrOutcomeUnknown. Its text never holds the key, even where a server put
-// it into something Go's HTTP client quotes.
+// ErrOutcomeUnknown. Go's HTTP client quotes what it could not parse, so
+// the text is made one capped line without the key, like any server text.
 func (c *Client) transportError(cl *call, err error) error {
 	var (
 		wrapped  error
@@ -401,20 +404,22 @@ func (c *Client) transportError(cl *call, err error) error {
 	default:
 		wrapped = fmt.Errorf("miosa: %s %s: %w", cl.method, cl.path, err)
 	}
-	if text := wrapped.Error(); c.key.scrub(text) != text {
-		return &scrubbedError{text: c.key.scrub(text), err: wrapped}
+	text := wrapped.Error()
+	if clean := c.key.scrub(capText(text, maxTransportError)); clean != text {
+		return &cleanedError{text: clean, err: wrapped}
 	}
 	return wrapped
 }
 
-// scrubbedError is an error whose text had the key removed.
-type scrubbedError struct {
+// cleanedError is an error whose text was capped and cleaned of the key;
+// what it matches is unchanged.
+type cleanedError struct {
 	text string
 	err  error
 }
 
-func (e *scrubbedError) Error() string { return e.text }
-func (e *scrubbedError) Unwrap() error { return e.err }
+func (e *cleanedError) Error() string { return e.text }
+func (e *cleanedError) Unwrap() error { return e.err }
 
 // neverReachedServer reports whether err proves the request was never
 // delivered: the connection could not be made (DNS, dial, proxy, TLS

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/miosa-ai/miosa-go"
 )
 
 // The README's longer snippets are copies of code that compiles and runs in
@@ -62,4 +64,14 @@ func normalize(code string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// The README names the version in the User-Agent it documents; a release
+// that bumps Version must bump the README with it.
+func TestREADME_NamesTheSDKVersion(t *testing.T) {
+	mentions := regexp.MustCompile(`miosa-go/v?([0-9][0-9A-Za-z.+-]*[0-9A-Za-z])`).FindAllStringSubmatch(readFile(t, "README.md"), -1)
+	require.NotEmpty(t, mentions, "README names no miosa-go/<version>")
+	for _, m := range mentions {
+		assert.Equal(t, miosa.Version, m[1], "README says %s, Version is %s", m[0], miosa.Version)
+	}
 }

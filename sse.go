@@ -204,7 +204,7 @@ func (c *Client) readinessStream(ctx context.Context, s *settings, path string) 
 	streaming.Timeout = 0
 	client.Connection = &streaming
 	header := http.Header{}
-	c.setHeaders(header, s, "text/event-stream")
+	c.setHeaders(header, s, eventStreamAccept)
 	for k, v := range header {
 		if len(v) > 0 {
 			client.Headers[k] = v[0]

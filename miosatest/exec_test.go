@@ -29,8 +29,8 @@ func TestExec_RegisteredResultsAnswerExactCommands(t *testing.T) {
 	assert.Equal(t, 2, res.ExitCode)
 	assert.Equal(t, "ls: /nope: No such file\n", res.Output, "output defaults to stdout then stderr")
 	raw := call(t, srv, "POST", "/computers/"+c.ID+"/exec", `{"command":"ls /nope"}`)
-	assert.JSONEq(t, `{"data":{"output":"ls: /nope: No such file\n","stdout":"",
-		"stderr":"ls: /nope: No such file\n","exit_code":2,"success":false}}`, string(raw.body), "wire shape")
+	assert.JSONEq(t, `{"output":"ls: /nope: No such file\n","stdout":"",
+		"stderr":"ls: /nope: No such file\n","exit_code":2,"success":false}`, string(raw.body), "wire shape: bare")
 
 	res, err = client.Exec.Run(t.Context(), c.ID, miosa.ExecParams{Command: "echo hi"})
 	require.NoError(t, err)

@@ -9,17 +9,17 @@ import (
 	"time"
 )
 
-// StreamFault changes how the readiness stream behaves, for fault tests.
+// StreamFault changes how the readiness stream behaves.
 type StreamFault int
 
 const (
 	// StreamNormal is the stream as the server sends it.
 	StreamNormal StreamFault = iota
-	// StreamStall sends headers and heartbeats but never a verdict, until
-	// the client goes away or the server closes.
+	// StreamStall sends headers and ": keepalive" heartbeats but never a
+	// verdict, until the client goes away or the server closes.
 	StreamStall
 	// StreamEndWithoutVerdict sends headers and one heartbeat, then ends the
-	// response cleanly without a verdict.
+	// response cleanly without "ready" or "timeout".
 	StreamEndWithoutVerdict
 )
 
@@ -65,6 +65,9 @@ func (e *Engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 	}
 
 	fault := streamFaultOf(r.Context())
+	if e.cfg.SilentReadinessStream && fault == StreamNormal {
+		fault = StreamStall
+	}
 	if fault == StreamEndWithoutVerdict {
 		return
 	}
