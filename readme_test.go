@@ -19,6 +19,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 	for _, tc := range []struct {
 		section, original string
 	}{
+		{"## Quick start", "sandboxes_example_test.go"},
 		{"## Templates", "templates_example_test.go"},
 		{"## Testing your code with miosatest", "miosatest/readme_test.go"},
 		// Every example that can talk to the real API chooses it the same way.
@@ -26,6 +27,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		{"## Examples", "examples/computers/main.go"},
 		{"## Examples", "examples/templates/main.go"},
 		{"## Examples", "examples/fanout/main.go"},
+		{"## Examples", "examples/cleanup/main.go"},
 	} {
 		t.Run(tc.original, func(t *testing.T) {
 			snippet := firstGoBlock(t, readme, tc.section)
