@@ -264,7 +264,7 @@ func TestRequestID_IsOneShortLine(t *testing.T) {
 func TestTransportError_QuotingTheServerIsOneShortLine(t *testing.T) {
 	// Go's client quotes a malformed header line whole in its error.
 	_, base := newRecordingServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		w.Header()["X-Request-Id"] = []string{"\x1b[2J" + strings.Repeat("x", 4<<20)}
+		w.Header()["X-Request-Id"] = []string{"\x1b[2J" + strings.Repeat("x", 1<<20)}
 		writeJSON(w, 404, `{"error":"gone"}`)
 	})
 	_, err := newTestClient(t, base, WithMaxRetries(0)).Computers.Get(t.Context(), "cmp_1")

@@ -2,7 +2,9 @@ package miosa
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/r3labs/sse/v2"
@@ -17,7 +20,8 @@ import (
 )
 
 // This file holds every piece of server-sent-events code in the SDK: the
-// readiness stream behind WaitUntilReady. The r3labs client is used for frame
+// readiness stream behind WaitUntilReady, and the streamed exec behind
+// Exec.Stream (at the end of the file). The r3labs client is used for frame
 // parsing only; its defaults (an unbounded reconnect loop that ignores the
 // context, undifferentiated status errors, unclosed bodies on rejection) are
 // all replaced below, and each wait owns one short-lived client completely.
@@ -315,4 +319,172 @@ func lastEventEnd(b []byte, from int) int {
 		}
 	}
 	return 0
+}
+
+// The streamed exec: the events of POST /sandboxes/{id}/exec/stream, read
+// with the library's frame parser straight from the answer the pipeline
+// hands over. The library's client is not used here: it can only GET, and
+// its read loop runs on a goroutine of its own, while this stream is read on
+// the caller's goroutine, one event per step of the caller's loop.
+
+// Event names of the streamed exec. Every other event and every comment is
+// ignored.
+const (
+	eventStdout = "stdout"
+	eventStderr = "stderr"
+	eventExit   = "exit"
+)
+
+// errStreamStopped is how reading a streamed exec ends when the caller stops
+// asking for events: not a failure, and never reported to the caller.
+var errStreamStopped = errors.New("the caller stopped reading the stream")
+
+// errNoExit is a streamed exec that ended cleanly without its exit event.
+var errNoExit = errors.New("the stream ended before the command's exit event")
+
+// readExecStream reads a streamed exec's answer and passes each output line,
+// then the exit, to yield as soon as its event is complete. It returns nil
+// after the exit event, errStreamStopped once yield returns false, and
+// otherwise why the stream ended without a trustworthy exit: ctx's error, a
+// broken or oversized stream, a malformed event, or an exit carrying an
+// error object.
+func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEvent) bool) error {
+	if mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mediaType != "text/event-stream" {
+		return &streamRefusedError{StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")}
+	}
+	events := sse.NewEventStreamReader(&completeEvents{ReadCloser: resp.Body}, maxStreamEvent)
+	for {
+		block, err := events.ReadEvent()
+		if err != nil {
+			// The parser reports a read cut by cancellation as a clean end
+			// (io.EOF): only the context can tell them apart.
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return ctxErr
+			}
+			switch {
+			case err == io.EOF:
+				return errNoExit
+			case errors.Is(err, bufio.ErrTooLong):
+				return errEventTooLarge
+			}
+			return fmt.Errorf("the stream broke before the command's exit event: %w", err)
+		}
+		ev, ok, err := decodeExecEvent(block)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if !yield(ev) {
+			return errStreamStopped
+		}
+		if ev.Kind == ExecExit {
+			return nil
+		}
+	}
+}
+
+// decodeExecEvent reads one event block of a streamed exec. It reports false
+// for comments and events other than stdout, stderr and exit.
+func decodeExecEvent(block []byte) (ExecEvent, bool, error) {
+	name, data := eventFields(block)
+	switch name {
+	case eventStdout, eventStderr:
+		var out struct {
+			Line string `json:"line"`
+		}
+		if err := json.Unmarshal(data, &out); err != nil {
+			return ExecEvent{}, false, fmt.Errorf("malformed %s event: %w", name, err)
+		}
+		return ExecEvent{Kind: ExecEventKind(name), Line: out.Line}, true, nil
+	case eventExit:
+		var exit struct {
+			ExitCode int             `json:"exit_code"`
+			TimedOut bool            `json:"timed_out"`
+			Error    json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(data, &exit); err != nil {
+			return ExecEvent{}, false, fmt.Errorf("malformed exit event: %w", err)
+		}
+		if len(exit.Error) > 0 && string(exit.Error) != "null" {
+			return ExecEvent{}, false, newStreamAbortedError(exit.Error)
+		}
+		if exit.TimedOut {
+			exit.ExitCode = -1
+		}
+		return ExecEvent{Kind: ExecExit, ExitCode: exit.ExitCode, TimedOut: exit.TimedOut}, true, nil
+	}
+	return ExecEvent{}, false, nil
+}
+
+// eventFields returns the event name and data of one event block, read as
+// the event-stream format says: lines end at CR, LF or CRLF; a line starting
+// with a colon is a comment; one space after a field's colon is dropped; a
+// field without a colon has an empty value; several data lines are joined
+// with LF. Other fields (id, retry) mean nothing to an exec stream.
+func eventFields(block []byte) (name string, data []byte) {
+	for len(block) > 0 {
+		end := bytes.IndexAny(block, "\r\n")
+		line := block
+		if end < 0 {
+			block = nil
+		} else {
+			line = block[:end]
+			if block[end] == '\r' && end+1 < len(block) && block[end+1] == '\n' {
+				end++
+			}
+			block = block[end+1:]
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			name = string(value)
+		case "data":
+			if data != nil {
+				data = append(data, '\n')
+			}
+			data = append(data, value...)
+		}
+	}
+	return name, data
+}
+
+// streamAbortedError is an exit event that carried an error object: the
+// server ended the stream abnormally and cannot say what became of the
+// command. Its texts come from the server, capped to one line.
+type streamAbortedError struct {
+	Code, Message, RequestID string
+}
+
+func newStreamAbortedError(raw json.RawMessage) *streamAbortedError {
+	var obj struct {
+		Code      json.RawMessage `json:"code"`
+		Message   json.RawMessage `json:"message"`
+		RequestID json.RawMessage `json:"request_id"`
+	}
+	if json.Unmarshal(raw, &obj) != nil {
+		return &streamAbortedError{Message: capText(string(raw), maxErrorMessage)}
+	}
+	return &streamAbortedError{
+		Code:      capText(jsonString(obj.Code), maxErrorCode),
+		Message:   capText(jsonString(obj.Message), maxErrorMessage),
+		RequestID: capText(jsonString(obj.RequestID), maxRequestID),
+	}
+}
+
+func (e *streamAbortedError) Error() string {
+	var b strings.Builder
+	b.WriteString("the stream ended with an error instead of the command's exit")
+	if e.Code != "" {
+		b.WriteString(": " + e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.RequestID != "" {
+		b.WriteString(" (request_id=" + e.RequestID + ")")
+	}
+	return b.String()
 }

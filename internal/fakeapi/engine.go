@@ -68,6 +68,9 @@ type Config struct {
 	// SilentReadinessStream makes every readiness stream open and then send
 	// only heartbeats, never a verdict.
 	SilentReadinessStream bool
+	// NoExecStream makes the streamed exec answer 404, as a server that
+	// predates it does.
+	NoExecStream bool
 	// LocalShell runs exec requests on this machine with /bin/sh and python3,
 	// each machine in its own temporary directory. It is not isolated.
 	LocalShell bool
@@ -105,7 +108,9 @@ type Engine struct {
 	log    requestLog
 	idem   idempotencyStore
 	execs  execRegistry
-	shell  localShell
+	// streams holds the scripted streamed commands.
+	streams execStreams
+	shell   localShell
 }
 
 // New returns an engine configured by cfg, with defaults for unset fields.
@@ -158,6 +163,7 @@ func (e *Engine) routes() {
 	handle("POST /sandboxes/{id}/preview-token", e.previewToken)
 	handle("GET /sandboxes/{id}/readiness", e.readiness)
 	handle("GET /sandboxes/{id}/readiness/stream", e.readinessStream)
+	handle("POST /sandboxes/{id}/exec/stream", e.execStream)
 
 	handle("GET /sandbox-templates", e.listTemplates)
 	handle("POST /sandbox-templates", e.idempotent(e.createTemplate))

@@ -142,34 +142,15 @@ func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 		req.TimeoutSent = json.Number(raw)
 	}
 
-	e.mu.Lock()
-	var refusal reply
-	m := e.machines[req.ComputerID]
-	switch {
-	case m == nil:
-		refusal = errorReply(http.StatusNotFound, "NOT_FOUND", "computer %q not found", req.ComputerID)
-	case e.cfg.RetryableStarting && (m.status == statusCreating || m.status == statusStarting):
-		refusal = e.startingReply(m)
-	case m.status != statusRunning:
-		refusal = errorReply(http.StatusConflict, "NOT_RUNNING", "computer %s is %s, not running", req.ComputerID, m.status)
-	}
-	e.mu.Unlock()
-	if refusal.status != 0 {
-		e.write(w, refusal)
+	if !e.running(w, "computer", req.ComputerID) {
 		return
 	}
 
 	ctx, cancel := e.requestContext(r)
 	defer cancel()
-	res, fallback, found := e.execs.lookup(req)
-	switch {
-	case found:
-	case fallback != nil:
-		res = fallback(ctx, req)
-	case e.cfg.LocalShell:
+	res, ok := e.registeredResult(ctx, req)
+	if !ok {
 		res = e.shell.run(ctx, req)
-	default:
-		res = defaultExec(req)
 	}
 	switch {
 	case r.Context().Err() != nil:
@@ -209,6 +190,45 @@ func (e *Engine) startingReply(m *machine) reply {
 		"retryable":      true,
 		"retry_after_ms": int64((wait + time.Millisecond - 1) / time.Millisecond), // rounded up
 	}}}
+}
+
+// running reports whether the machine id runs. Otherwise it answers
+// itself: 404, 409 NOT_RUNNING, or (with Config.RetryableStarting) the
+// retryable 409 of a machine still booting.
+func (e *Engine) running(w http.ResponseWriter, what, id string) bool {
+	e.mu.Lock()
+	var refusal reply
+	m := e.machines[id]
+	switch {
+	case m == nil:
+		refusal = errorReply(http.StatusNotFound, "NOT_FOUND", "%s %q not found", what, id)
+	case e.cfg.RetryableStarting && (m.status == statusCreating || m.status == statusStarting):
+		refusal = e.startingReply(m)
+	case m.status != statusRunning:
+		refusal = errorReply(http.StatusConflict, "NOT_RUNNING", "%s %s is %s, not running", what, id, m.status)
+	}
+	e.mu.Unlock()
+	if refusal.status != 0 {
+		e.write(w, refusal)
+		return false
+	}
+	return true
+}
+
+// registeredResult returns what answers req without running it: its exact
+// registration, the fallback function's result, or the default; false when
+// the local shell is to run it instead.
+func (e *Engine) registeredResult(ctx context.Context, req ExecRequest) (ExecResult, bool) {
+	res, fallback, found := e.execs.lookup(req)
+	switch {
+	case found:
+		return res, true
+	case fallback != nil:
+		return fallback(ctx, req), true
+	case e.cfg.LocalShell:
+		return ExecResult{}, false
+	}
+	return defaultExec(req), true
 }
 
 // requestContext is r's context, also cancelled when the engine closes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 )
@@ -58,18 +59,7 @@ func (e *Engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	send := func(frame string) bool {
-		if _, err := fmt.Fprint(w, frame); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	send := startEventStream(w)
 	if !send(": keepalive\n\n") {
 		return
 	}
@@ -117,5 +107,23 @@ func (e *Engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 		case <-e.closing:
 			return
 		}
+	}
+}
+
+// startEventStream answers 200 with a server-sent-event stream and returns
+// the function that sends one frame: written and flushed at once, false
+// once the client is gone.
+func startEventStream(w http.ResponseWriter) func(frame string) bool {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	return func(frame string) bool {
+		if _, err := io.WriteString(w, frame); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
 	}
 }
