@@ -115,20 +115,31 @@ func rawGet(ctx context.Context, hc *http.Client, url string) error {
 }
 
 // BenchmarkComputersGetPaired runs the SDK call and the raw baseline
-// alternately against one server and reports each one's time per call and
-// their ratio. Pairing makes the comparison robust on a busy machine, where
-// two separate benchmarks see different load.
+// alternately, each against its own copy of the same answer, and reports
+// each one's time per call, their ratio, and the allocations the SDK makes
+// beyond raw. Pairing makes the comparison robust on a busy machine, where
+// two separate benchmarks see different load. "loopback" goes through a
+// real socket to an httptest server; "memory" answers from memory, so it
+// times the client side alone.
 func BenchmarkComputersGetPaired(b *testing.B) {
-	srv := newBenchServer(b)
-	c, err := NewClient(testKey, WithBaseURL(srv.URL+"/api/v1"))
+	b.Run("loopback", func(b *testing.B) {
+		srv := newBenchServer(b)
+		benchPaired(b, srv.URL, newHTTPClient(), newHTTPClient())
+	})
+	b.Run("memory", func(b *testing.B) {
+		benchPaired(b, "https://api.test", memoryClient(), memoryClient())
+	})
+}
+
+func benchPaired(b *testing.B, origin string, sdkHTTP, rawHTTP *http.Client) {
+	c, err := NewClient(testKey, WithBaseURL(origin+"/api/v1"), WithHTTPClient(sdkHTTP))
 	if err != nil {
 		b.Fatal(err)
 	}
-	hc := newHTTPClient()
-	url := srv.URL + "/api/v1/computers/cmp_1"
+	url := origin + "/api/v1/computers/cmp_1"
 	ctx := b.Context()
 	sdkGet := func() error { _, err := c.Computers.Get(ctx, "cmp_1"); return err }
-	rawGet := func() error { return rawGet(ctx, hc, url) }
+	rawGet := func() error { return rawGet(ctx, rawHTTP, url) }
 	var sdk, raw time.Duration
 	timed := func(total *time.Duration, get func() error) {
 		start := time.Now()
@@ -149,9 +160,12 @@ func BenchmarkComputersGetPaired(b *testing.B) {
 		}
 		sdkFirst = !sdkFirst
 	}
+	b.StopTimer()
+	count := func(get func() error) float64 { return testing.AllocsPerRun(200, func() { _ = get() }) }
 	b.ReportMetric(float64(sdk.Nanoseconds())/float64(b.N), "sdk-ns/op")
 	b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/op")
 	b.ReportMetric(float64(sdk)/float64(raw), "sdk/raw")
+	b.ReportMetric(count(sdkGet)-count(rawGet), "extra-allocs/op")
 }
 
 // memoryClient answers every request with benchBody from memory, so the

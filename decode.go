@@ -9,10 +9,10 @@ import (
 	"github.com/miosa-ai/miosa-go/internal/wire"
 )
 
-// decodeObject sends cl and decodes the single object in its answer, under
+// decodeObject sends op and decodes the single object in its answer, under
 // whichever envelope the server used; wrappers name the resource's own key.
-func decodeObject[T any](ctx context.Context, c *Client, cl call, opts []Option, wrappers ...string) (*T, error) {
-	res, err := c.send(ctx, cl, opts)
+func decodeObject[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) (*T, error) {
+	res, err := c.send(ctx, op, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -22,25 +22,29 @@ func decodeObject[T any](ctx context.Context, c *Client, cl call, opts []Option,
 	}
 	var v T
 	if err == nil {
-		// raw is valid JSON (wire.Object checked it), so a type that
-		// decodes itself is handed the bytes directly, sparing
-		// json.Unmarshal's second validation pass.
-		if u, ok := any(&v).(json.Unmarshaler); ok {
+		// A type that decodes itself is handed the bytes directly: it
+		// validates them as it decodes (wire.Object does not), and
+		// json.Unmarshal would validate them once more before calling it.
+		// The body belongs to this call, so a type may keep it as its Raw.
+		switch u := any(&v).(type) {
+		case interface{ decodeOwned([]byte) error }:
+			err = u.decodeOwned(raw)
+		case json.Unmarshaler:
 			err = u.UnmarshalJSON(raw)
-		} else {
+		default:
 			err = json.Unmarshal(raw, &v)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", cl.method, cl.path, err)
+		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, err)
 	}
 	return &v, nil
 }
 
-// decodeList sends cl and decodes the list in its answer, with the
+// decodeList sends op and decodes the list in its answer, with the
 // pagination meta when the server sent one.
-func decodeList[T any](ctx context.Context, c *Client, cl call, opts []Option, wrappers ...string) ([]T, *wire.Meta, error) {
-	res, err := c.send(ctx, cl, opts)
+func decodeList[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) ([]T, *wire.Meta, error) {
+	res, err := c.send(ctx, op, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -50,7 +54,7 @@ func decodeList[T any](ctx context.Context, c *Client, cl call, opts []Option, w
 		err = json.Unmarshal(raw, &items)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", cl.method, cl.path, err)
+		return nil, nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, err)
 	}
 	return items, meta, nil
 }

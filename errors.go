@@ -100,28 +100,24 @@ func (e *APIError) Is(target error) bool {
 // 5xx.
 func (e *APIError) Temporary() bool { return e.Retryable || retry.RetryableStatus(e.StatusCode) }
 
+// statusSentinels maps a status to the sentinel of its category; every
+// 5xx is ErrServer.
+var statusSentinels = map[int]error{
+	http.StatusBadRequest:          ErrBadRequest,
+	http.StatusUnauthorized:        ErrUnauthorized,
+	http.StatusPaymentRequired:     ErrInsufficientCredits,
+	http.StatusForbidden:           ErrForbidden,
+	http.StatusNotFound:            ErrNotFound,
+	http.StatusConflict:            ErrConflict,
+	http.StatusUnprocessableEntity: ErrValidation,
+	http.StatusTooManyRequests:     ErrRateLimited,
+}
+
 func statusSentinel(code int) error {
-	switch {
-	case code == http.StatusBadRequest:
-		return ErrBadRequest
-	case code == http.StatusUnauthorized:
-		return ErrUnauthorized
-	case code == http.StatusPaymentRequired:
-		return ErrInsufficientCredits
-	case code == http.StatusForbidden:
-		return ErrForbidden
-	case code == http.StatusNotFound:
-		return ErrNotFound
-	case code == http.StatusConflict:
-		return ErrConflict
-	case code == http.StatusUnprocessableEntity:
-		return ErrValidation
-	case code == http.StatusTooManyRequests:
-		return ErrRateLimited
-	case code >= 500 && code <= 599:
+	if code >= 500 && code <= 599 {
 		return ErrServer
 	}
-	return nil
+	return statusSentinels[code]
 }
 
 // errorBody is every key an error body is known to use.

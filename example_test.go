@@ -53,7 +53,7 @@ func Example() {
 	fmt.Println("preview scope:", preview.Scope)
 
 	for _, id := range []string{fork.ID, sb.ID} {
-		if err := client.Sandboxes.Delete(ctx, id); err != nil {
+		if err := client.Computers.Destroy(ctx, id); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -3,7 +3,9 @@ package miosa
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"net/http"
 	"strings"
@@ -152,4 +154,130 @@ func (s *ExecService) exec(ctx context.Context, id, suffix string, body execBody
 		cl.attemptTimeout = timeout + min(execMargin, math.MaxInt64-timeout)
 	}
 	return decodeObject[ExecResult](ctx, s.client, cl, opts)
+}
+
+// ExecEventKind says what an ExecEvent carries.
+type ExecEventKind string
+
+// The kinds of ExecEvent.
+const (
+	ExecStdout ExecEventKind = "stdout" // a line the command wrote to stdout
+	ExecStderr ExecEventKind = "stderr" // a line the command wrote to stderr
+	ExecExit   ExecEventKind = "exit"   // the command ended; always the last event
+)
+
+// ExecEvent is one step of a streamed command: a line of its output, or its
+// exit.
+type ExecEvent struct {
+	Kind     ExecEventKind
+	Line     string // ExecStdout, ExecStderr: one line, without its newline
+	ExitCode int    // ExecExit: the command's exit code (-1 when it timed out)
+	TimedOut bool   // ExecExit: the command was stopped at its Timeout
+}
+
+// maxStreamTimeout is the longest command timeout the streamed exec accepts.
+const maxStreamTimeout = 24 * time.Hour
+
+// execStreamBody is the request body of the streamed exec. Unlike the
+// blocking exec's, its timeout is in whole seconds and the working
+// directory is "cwd".
+type execStreamBody struct {
+	Command string            `json:"command"`
+	Timeout int64             `json:"timeout,omitzero"` // seconds
+	Cwd     string            `json:"cwd,omitzero"`
+	Env     map[string]string `json:"env,omitzero"`
+}
+
+// Stream runs a shell command in a sandbox
+// (POST /sandboxes/{id}/exec/stream, server-sent events) and yields its
+// output line by line as the command writes it, then its exit: the
+// sequence ends after the one ExecExit event. ExecParams.Timeout goes to
+// the server in whole seconds, rounded up, at most 24 hours.
+//
+// A server without the streaming endpoint (404 or 405) gets the blocking
+// exec instead (POST /computers/{id}/exec, see Run); its output is then
+// yielded once the command has finished: the stdout lines, then the stderr
+// lines, then the exit.
+//
+// Errors are yielded once, as the last pair:
+//   - an *APIError when the server refuses the command before its stream
+//     starts;
+//   - an error matching ErrOutcomeUnknown when the command may have run but
+//     its exit is not known: the request was sent and no answer came, or
+//     the stream broke or ended before the exit event, or its exit event
+//     carried an error;
+//   - an error wrapping ctx's error when ctx ends, promptly, even while the
+//     stream waits for the command's next line.
+//
+// The request is never sent twice once it may have reached the server: a
+// 429, or an answer the server marks retryable, says nothing ran and is
+// retried like any call; a 5xx or a lost connection is not. Breaking out of
+// the loop closes the stream at once (the command goes on running on the
+// server). The stream is read on the caller's goroutine, one event per step
+// of the loop: nothing runs in the background, and no event is buffered
+// beyond the one being read. An event is at most 1 MiB. While it is open the
+// stream holds one HTTP/1.1 connection (or one HTTP/2 stream), bounded by
+// ctx rather than by WithRequestTimeout, which covers only the wait for the
+// stream's headers.
+func (s *ExecService) Stream(ctx context.Context, sandboxID string, params ExecParams, opts ...Option) iter.Seq2[ExecEvent, error] {
+	return func(yield func(ExecEvent, error) bool) {
+		cl, err := execStreamCall(sandboxID, params)
+		if err != nil {
+			yield(ExecEvent{}, err)
+			return
+		}
+		cl.consume = func(resp *http.Response) error {
+			return readExecStream(ctx, resp, func(ev ExecEvent) bool { return yield(ev, nil) })
+		}
+		_, err = s.client.send(ctx, cl, opts)
+		var apiErr *APIError
+		switch {
+		case err == nil, errors.Is(err, errStreamStopped):
+		case errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusMethodNotAllowed):
+			s.streamBlocking(ctx, sandboxID, params, opts, yield)
+		default:
+			yield(ExecEvent{}, err)
+		}
+	}
+}
+
+// execStreamCall checks params and builds the streamed exec's call.
+func execStreamCall(sandboxID string, params ExecParams) (call, error) {
+	path, err := sandboxPath(sandboxID, "/exec/stream")
+	if err != nil {
+		return call{}, err
+	}
+	switch {
+	case strings.TrimSpace(params.Command) == "":
+		return call{}, fmt.Errorf("%w: exec command is empty", ErrInvalidParams)
+	case params.Timeout < 0 || params.Timeout > maxStreamTimeout:
+		return call{}, fmt.Errorf("%w: streamed exec timeout %s is outside 1s to 24h (0 leaves the server's default)", ErrInvalidParams, params.Timeout)
+	}
+	return call{method: http.MethodPost, path: path, body: execStreamBody{
+		Command: params.Command,
+		Timeout: int64((params.Timeout + time.Second - 1) / time.Second),
+		Cwd:     params.WorkingDir,
+		Env:     params.Env,
+	}}, nil
+}
+
+// streamBlocking runs params through the blocking exec and yields its
+// result as a stream would: stdout lines, stderr lines, then the exit.
+func (s *ExecService) streamBlocking(ctx context.Context, id string, params ExecParams, opts []Option, yield func(ExecEvent, error) bool) {
+	res, err := s.Run(ctx, id, params, opts...)
+	if err != nil {
+		yield(ExecEvent{}, err)
+		return
+	}
+	for _, out := range []struct {
+		kind ExecEventKind
+		text string
+	}{{ExecStdout, res.Stdout}, {ExecStderr, res.Stderr}} {
+		for line := range strings.Lines(out.text) {
+			if !yield(ExecEvent{Kind: out.kind, Line: strings.TrimSuffix(line, "\n")}, nil) {
+				return
+			}
+		}
+	}
+	yield(ExecEvent{Kind: ExecExit, ExitCode: res.ExitCode}, nil)
 }

@@ -10,7 +10,7 @@
 //	ready, err := client.Sandboxes.WaitUntilReady(ctx, sb.ID, miosa.WaitOptions{})
 //	res, err := client.Exec.Run(ctx, sb.ID, miosa.ExecParams{Command: "echo hello"})
 //	fmt.Print(res.Output)
-//	err = client.Sandboxes.Delete(ctx, sb.ID)
+//	err = client.Computers.Destroy(ctx, sb.ID)
 //
 // # Configuration
 //
@@ -18,8 +18,17 @@
 // Option can also be passed as the last argument of any service method to
 // override the client's setting for that one call. An explicit option wins
 // over the environment (MIOSA_API_KEY, MIOSA_BASE_URL), which wins over the
-// defaults. A Client is safe for concurrent use and should be shared; it
-// never prints its API key, under any fmt verb or slog.
+// defaults. A Client is safe for concurrent use and should be shared.
+//
+// # The API key
+//
+// The key is sent only to the base URL's origin (scheme, host and port): a
+// redirect to any other origin is refused with an error naming where it
+// pointed, whatever *http.Client is used. No printer (fmt, slog, JSON, a
+// testify diff) shows the key, even through unexported fields, and a server
+// that echoes it finds it redacted in every error, log line and Raw. Text a
+// server sends (messages, codes, request ids) reaches errors as one capped
+// line.
 //
 // # Errors
 //
@@ -40,7 +49,8 @@
 // to the caller instead of slept. No wait outlasts the context's deadline:
 // when the next attempt could not start in time, the last error is returned
 // at once. Reads (GET, and template validation, which changes nothing) and
-// deletes are retried freely.
+// deletes are retried freely. An answer the server marks retryable (it
+// promises it did nothing) is retried whatever the call.
 //
 // Create-type calls (computer and sandbox create, fork, template create,
 // build create) carry an Idempotency-Key, generated once per logical call or

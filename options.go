@@ -30,6 +30,7 @@ type settings struct {
 	requestTimeout   time.Duration
 	maxResponseBytes int64
 	userAgent        string
+	userAgentHeader  []string // "miosa-go/<Version>" and userAgent, derived by resolve
 	headers          http.Header
 	logger           *slog.Logger
 	insecureHTTP     bool
@@ -162,6 +163,10 @@ func (s *settings) resolve() error {
 		s.callerClient = newHTTPClient()
 	}
 	s.httpClient = sameOriginOnly(s.callerClient, s.baseURL)
+	s.userAgentHeader = []string{userAgent}
+	if product := strings.TrimSpace(s.userAgent); product != "" {
+		s.userAgentHeader = []string{userAgent + " " + product}
+	}
 	switch {
 	case s.maxRetries < 0:
 		return fmt.Errorf("%w: WithMaxRetries must not be negative", ErrInvalidParams)

@@ -31,21 +31,23 @@ var sdkHeaders = map[string]bool{
 }
 
 // setHeaders writes the headers every request carries: the caller's extras,
-// except those the SDK owns, then the SDK's own.
-func (c *Client) setHeaders(h http.Header, s *settings, accept string) {
+// except those the SDK owns, then the SDK's own. The SDK's values are
+// slices built once and shared by every request, not rebuilt per call.
+func (c *Client) setHeaders(h http.Header, s *settings, accept []string) {
 	for k, v := range s.headers {
 		if !sdkHeaders[k] {
 			h[k] = slices.Clone(v)
 		}
 	}
-	h.Set("Authorization", c.authorization.reveal())
-	ua := userAgent
-	if product := strings.TrimSpace(s.userAgent); product != "" {
-		ua += " " + product
-	}
-	h.Set("User-Agent", ua)
-	h.Set("Accept", accept)
+	h["Authorization"] = c.authorization.header()
+	h["User-Agent"] = s.userAgentHeader
+	h["Accept"] = accept
 }
+
+var (
+	acceptJSON        = []string{"application/json"}
+	eventStreamAccept = []string{"text/event-stream"}
+)
 
 const userAgent = "miosa-go/" + Version
 
@@ -85,12 +87,12 @@ type call struct {
 // replayable reports whether the call may be sent again after it may have
 // reached the server: safe methods, idempotent calls and keyed creates.
 // PATCH and POST are not, unless marked.
-func (cl *call) replayable() bool {
-	switch cl.method {
+func (op *call) replayable() bool {
+	switch op.method {
 	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodPut:
 		return true
 	}
-	return cl.keyed || cl.idempotent
+	return op.keyed || op.idempotent
 }
 
 // response is the server's answer to one attempt: its status and headers,
@@ -115,59 +117,59 @@ var errNothingDelivered = errors.New("the answer broke off before any of it was 
 // its headers came.
 var errNoHeaders = fmt.Errorf("no answer within the request timeout: %w", context.DeadlineExceeded)
 
-// send runs cl through the pipeline: headers, idempotency key, attempts with
+// send runs op through the pipeline: headers, idempotency key, attempts with
 // per-attempt deadlines, backoff and Retry-After, until a 2xx answer or an
 // error that is final. Whether a failed attempt is sent again is for
 // shouldRetry alone to say.
-func (c *Client) send(ctx context.Context, cl call, opts []Option) (response, error) {
+func (c *Client) send(ctx context.Context, op call, opts []Option) (response, error) {
 	s, err := c.settingsFor(opts)
 	if err != nil {
 		return response{}, err
 	}
 	var payload []byte
-	if cl.body != nil {
-		if payload, err = json.Marshal(cl.body); err != nil {
-			return response{}, fmt.Errorf("%w: %s %s: encoding the request body: %v", ErrInvalidParams, cl.method, cl.path, err)
+	if op.body != nil {
+		if payload, err = json.Marshal(op.body); err != nil {
+			return response{}, fmt.Errorf("%w: %s %s: encoding the request body: %v", ErrInvalidParams, op.method, op.path, err)
 		}
 	}
 	var key string
-	if cl.keyed {
+	if op.keyed {
 		key = cmp.Or(s.idempotencyKey, uuid.NewString())
 	}
 	if err := ctx.Err(); err != nil {
 		// Nothing was sent, so this is not an unknown outcome.
-		return response{}, fmt.Errorf("miosa: %s %s: not sent: %w", cl.method, cl.path, err)
+		return response{}, fmt.Errorf("miosa: %s %s: not sent: %w", op.method, op.path, err)
 	}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res, err := c.attempt(ctx, s, &cl, payload, key)
+		res, err := c.attempt(ctx, s, &op, payload, key)
 		if err == nil && res.ok() {
-			s.logAttempt(ctx, &cl, attempt, &res, start, nil, "")
+			c.logAttempt(ctx, s, &op, attempt, &res, start, nil, "")
 			return res, nil
 		}
 		var failure error
 		if err != nil {
-			failure = c.transportError(&cl, err)
+			failure = c.transportError(&op, err)
 			err = failure
 		} else {
-			failure = c.newAPIError(&cl, s, key, &res)
+			failure = c.newAPIError(&op, s, key, &res)
 		}
-		wait, why := s.nextAttempt(ctx, &cl, failure, attempt)
+		wait, why := s.nextAttempt(ctx, &op, failure, attempt)
 		// A refusal's message comes from its body, which is never logged.
-		s.logAttempt(ctx, &cl, attempt, &res, start, err, why)
+		c.logAttempt(ctx, s, &op, attempt, &res, start, err, why)
 		if why != "" {
 			return response{}, failure
 		}
 		if err := sleep(ctx, wait); err != nil {
-			return response{}, fmt.Errorf("miosa: %s %s: %w while waiting to retry; last attempt: %w", cl.method, cl.path, err, failure)
+			return response{}, fmt.Errorf("miosa: %s %s: %w while waiting to retry; last attempt: %w", op.method, op.path, err, failure)
 		}
 	}
 }
 
-// nextAttempt says how long to wait before sending cl again after failure,
+// nextAttempt says how long to wait before sending op again after failure,
 // or, as a non-empty why, why it is not sent again.
-func (s *settings) nextAttempt(ctx context.Context, cl *call, failure error, attempt int) (wait time.Duration, why string) {
-	if again, why := shouldRetry(cl, failure); !again {
+func (s *settings) nextAttempt(ctx context.Context, op *call, failure error, attempt int) (wait time.Duration, why string) {
+	if again, why := shouldRetry(op, failure); !again {
 		return 0, why
 	}
 	if ctx.Err() != nil {
@@ -193,19 +195,19 @@ func (s *settings) nextAttempt(ctx context.Context, cl *call, failure error, att
 // attempt sends one HTTP request and reads its answer. A non-2xx answer is
 // returned as a response, its body capped and the rest drained briefly so
 // the connection may be reused; only failures to get an answer are errors.
-func (c *Client) attempt(ctx context.Context, s *settings, cl *call, payload []byte, key string) (response, error) {
-	timeout := cmp.Or(cl.attemptTimeout, s.requestTimeout)
+func (c *Client) attempt(ctx context.Context, s *settings, op *call, payload []byte, key string) (response, error) {
+	timeout := cmp.Or(op.attemptTimeout, s.requestTimeout)
 	hc := s.httpClient
 	// A streamed body, sent or answered, is bounded by the caller's
 	// context alone: the deadline covers only the wait for the headers.
 	var deadline *headerDeadline
-	if cl.consume != nil || cl.upload != nil {
+	if op.consume != nil || op.upload != nil {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)
 		deadline = &headerDeadline{timeout: timeout, expire: func() { cancel(errNoHeaders) }}
 		defer deadline.stop()
-		if cl.upload == nil {
+		if op.upload == nil {
 			deadline.start()
 		}
 		streaming := *hc
@@ -218,11 +220,11 @@ func (c *Client) attempt(ctx context.Context, s *settings, cl *call, payload []b
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	req, err := c.newRequest(ctx, s, cl, payload, key)
+	req, err := c.newRequest(ctx, s, op, payload, key)
 	if err != nil {
 		return response{}, err
 	}
-	if cl.upload != nil {
+	if op.upload != nil {
 		req.Body = &onLastByte{ReadCloser: req.Body, fn: deadline.start}
 	}
 	resp, err := hc.Do(req)
@@ -235,11 +237,11 @@ func (c *Client) attempt(ctx context.Context, s *settings, cl *call, payload []b
 	defer resp.Body.Close()
 	res := response{status: resp.StatusCode, header: resp.Header}
 	switch {
-	case res.ok() && cl.consume != nil:
+	case res.ok() && op.consume != nil:
 		if !deadline.stop() {
 			return res, errNoHeaders
 		}
-		if err := cl.consume(resp); err != nil {
+		if err := op.consume(resp); err != nil {
 			return res, &bodyError{err}
 		}
 		return res, nil
@@ -301,29 +303,29 @@ func (b *onLastByte) Read(p []byte) (int, error) {
 
 // newRequest builds one attempt's HTTP request with every header the SDK
 // sends.
-func (c *Client) newRequest(ctx context.Context, s *settings, cl *call, payload []byte, key string) (*http.Request, error) {
-	target := s.baseURL + cl.path
-	if len(cl.query) > 0 {
-		target += "?" + cl.query.Encode()
+func (c *Client) newRequest(ctx context.Context, s *settings, op *call, payload []byte, key string) (*http.Request, error) {
+	target := s.baseURL + op.path
+	if len(op.query) > 0 {
+		target += "?" + op.query.Encode()
 	}
 	var (
 		body        io.Reader
 		contentType string
 	)
 	switch {
-	case cl.upload != nil:
+	case op.upload != nil:
 		var err error
-		if body, contentType, err = cl.upload(); err != nil {
+		if body, contentType, err = op.upload(); err != nil {
 			return nil, &bodyError{err}
 		}
-	case cl.body != nil:
+	case op.body != nil:
 		body, contentType = bytes.NewReader(payload), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, target, body)
+	req, err := http.NewRequestWithContext(ctx, op.method, target, body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalidParams, cl.method, cl.path, err)
+		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalidParams, op.method, op.path, err)
 	}
-	c.setHeaders(req.Header, s, "application/json")
+	c.setHeaders(req.Header, s, acceptJSON)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -386,16 +388,17 @@ func drainBriefly(body io.ReadCloser) {
 // logAttempt writes the debug line of one attempt: what was sent, what came
 // back, the transport error if there was no answer, and, when the call ends
 // on a failure, why it is not sent again.
-func (s *settings) logAttempt(ctx context.Context, cl *call, n int, res *response, start time.Time, transportErr error, notRetried string) {
+func (c *Client) logAttempt(ctx context.Context, s *settings, op *call, n int, res *response, start time.Time, transportErr error, notRetried string) {
 	if s.logger == nil || !s.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
+	requestID := c.requestID(res.header)
 	attrs := []slog.Attr{
-		slog.String("method", cl.method),
-		slog.String("path", cl.path),
+		slog.String("method", op.method),
+		slog.String("path", op.path),
 		slog.Int("status", res.status),
 		slog.Int("attempt", n),
-		slog.String("request_id", requestID(res.header)),
+		slog.String("request_id", requestID),
 		slog.Duration("duration", time.Since(start)),
 	}
 	if transportErr != nil {
@@ -407,21 +410,21 @@ func (s *settings) logAttempt(ctx context.Context, cl *call, n int, res *respons
 	s.logger.LogAttrs(ctx, slog.LevelDebug, "miosa: request", attrs...)
 }
 
-// requestID returns the answer's X-Request-ID as one short line of text: it
-// comes from the server and ends up in errors and logs.
-func requestID(h http.Header) string {
+// requestID returns the answer's X-Request-ID as one short line of text
+// without the key: it comes from the server and ends up in errors and logs.
+func (c *Client) requestID(h http.Header) string {
 	// Indexed under its canonical form: Header.Get would canonicalise the
 	// name on every call.
 	v := h["X-Request-Id"]
 	if len(v) == 0 {
 		return ""
 	}
-	return capText(v[0], maxRequestID)
+	return c.key.scrub(capText(v[0], maxRequestID))
 }
 
 // newAPIError builds the error for a non-2xx answer, with every text the
 // server sent cleaned of the API key.
-func (c *Client) newAPIError(cl *call, s *settings, key string, res *response) *APIError {
+func (c *Client) newAPIError(op *call, s *settings, key string, res *response) *APIError {
 	body := c.key.scrubBytes(res.body)
 	e := parseErrorBody(res.status, body)
 	if d, ok := retry.ParseRetryAfter(res.header.Get("Retry-After"), time.Now()); ok {
@@ -430,18 +433,18 @@ func (c *Client) newAPIError(cl *call, s *settings, key string, res *response) *
 	if res.status == http.StatusNotFound && e.Code == "" && !strings.HasSuffix(s.baseURL, "/api/v1") {
 		e.Message += " (the base URL " + s.baseURL + " does not end in /api/v1: is it the API root?)"
 	}
-	e.RequestID = c.key.scrub(requestID(res.header))
+	e.RequestID = c.requestID(res.header)
 	e.IdempotencyKey = key
-	e.Method, e.Path = cl.method, cl.path
+	e.Method, e.Path = op.method, op.path
 	e.Body = body
 	return e
 }
 
 // transportError wraps a failure to get an answer. When the request may
 // have reached the server and must not be sent twice, it also matches
-// ErrOutcomeUnknown. Its text never holds the key, even where a server put
-// it into something Go's HTTP client quotes.
-func (c *Client) transportError(cl *call, err error) error {
+// ErrOutcomeUnknown. Go's HTTP client quotes what it could not parse, so
+// the text is made one capped line without the key, like any server text.
+func (c *Client) transportError(op *call, err error) error {
 	var (
 		wrapped  error
 		redirect *redirectError
@@ -449,26 +452,28 @@ func (c *Client) transportError(cl *call, err error) error {
 	switch {
 	case errors.As(err, &redirect):
 		// Not the url.Error around it: that quotes the whole location.
-		wrapped = fmt.Errorf("miosa: %s %s: %w", cl.method, cl.path, redirect)
-	case !cl.replayable() && !neverReachedServer(err) && !errors.Is(err, errBodyTooLarge):
-		wrapped = fmt.Errorf("miosa: %s %s: %w: %w", cl.method, cl.path, ErrOutcomeUnknown, err)
+		wrapped = fmt.Errorf("miosa: %s %s: %w", op.method, op.path, redirect)
+	case !op.replayable() && !neverReachedServer(err) && !errors.Is(err, errBodyTooLarge):
+		wrapped = fmt.Errorf("miosa: %s %s: %w: %w", op.method, op.path, ErrOutcomeUnknown, err)
 	default:
-		wrapped = fmt.Errorf("miosa: %s %s: %w", cl.method, cl.path, err)
+		wrapped = fmt.Errorf("miosa: %s %s: %w", op.method, op.path, err)
 	}
-	if text := wrapped.Error(); c.key.scrub(text) != text {
-		return &scrubbedError{text: c.key.scrub(text), err: wrapped}
+	text := wrapped.Error()
+	if clean := c.key.scrub(capText(text, maxTransportError)); clean != text {
+		return &cleanedError{text: clean, err: wrapped}
 	}
 	return wrapped
 }
 
-// scrubbedError is an error whose text had the key removed.
-type scrubbedError struct {
+// cleanedError is an error whose text was capped and cleaned of the key;
+// what it matches is unchanged.
+type cleanedError struct {
 	text string
 	err  error
 }
 
-func (e *scrubbedError) Error() string { return e.text }
-func (e *scrubbedError) Unwrap() error { return e.err }
+func (e *cleanedError) Error() string { return e.text }
+func (e *cleanedError) Unwrap() error { return e.err }
 
 // neverReachedServer reports whether err proves the request was never
 // delivered: the connection could not be made (DNS, dial, proxy, TLS

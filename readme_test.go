@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/miosa-ai/miosa-go"
 )
 
 // The README's longer snippets are copies of code that compiles and runs in
@@ -17,6 +19,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 	for _, tc := range []struct {
 		section, original string
 	}{
+		{"## Quick start", "sandboxes_example_test.go"},
 		{"## Templates", "templates_example_test.go"},
 		{"## Testing your code with miosatest", "miosatest/readme_test.go"},
 		// Every example that can talk to the real API chooses it the same way.
@@ -24,6 +27,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		{"## Examples", "examples/computers/main.go"},
 		{"## Examples", "examples/templates/main.go"},
 		{"## Examples", "examples/fanout/main.go"},
+		{"## Examples", "examples/cleanup/main.go"},
 	} {
 		t.Run(tc.original, func(t *testing.T) {
 			snippet := firstGoBlock(t, readme, tc.section)
@@ -62,4 +66,14 @@ func normalize(code string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// The README names the version in the User-Agent it documents; a release
+// that bumps Version must bump the README with it.
+func TestREADME_NamesTheSDKVersion(t *testing.T) {
+	mentions := regexp.MustCompile(`miosa-go/v?([0-9][0-9A-Za-z.+-]*[0-9A-Za-z])`).FindAllStringSubmatch(readFile(t, "README.md"), -1)
+	require.NotEmpty(t, mentions, "README names no miosa-go/<version>")
+	for _, m := range mentions {
+		assert.Equal(t, miosa.Version, m[1], "README says %s, Version is %s", m[0], miosa.Version)
+	}
 }

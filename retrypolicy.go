@@ -9,7 +9,7 @@ import (
 )
 
 // shouldRetry is the SDK's retry policy, in one place: whether another
-// attempt of cl may succeed where failure did and is safe to send, and when
+// attempt of op may succeed where failure did and is safe to send, and when
 // not, why. The pipeline asks it after every failed attempt (and then
 // weighs attempts left, Retry-After and the deadline); poll loops ask it
 // after every failed poll.
@@ -22,7 +22,7 @@ import (
 // provably never left; a streamed answer that broke is retried only before
 // any of it was delivered. Invalid requests, oversized answers and
 // redirects out of the API's origin are final.
-func shouldRetry(cl *call, failure error) (bool, string) {
+func shouldRetry(op *call, failure error) (bool, string) {
 	var apiErr *APIError
 	if errors.As(failure, &apiErr) {
 		switch {
@@ -30,7 +30,7 @@ func shouldRetry(cl *call, failure error) (bool, string) {
 			return true, ""
 		case !retry.RetryableStatus(apiErr.StatusCode):
 			return false, fmt.Sprintf("status %d is final", apiErr.StatusCode)
-		case cl.replayable() || apiErr.StatusCode == http.StatusTooManyRequests:
+		case op.replayable() || apiErr.StatusCode == http.StatusTooManyRequests:
 			return true, ""
 		}
 		return false, "the server may have acted on it, and it must not be sent twice"
@@ -47,11 +47,11 @@ func shouldRetry(cl *call, failure error) (bool, string) {
 	case errors.As(failure, &redirect):
 		return false, "a redirect out of the API's origin is not followed"
 	case errors.As(failure, &body):
-		if cl.replayable() && errors.Is(failure, errNothingDelivered) {
+		if op.replayable() && errors.Is(failure, errNothingDelivered) {
 			return true, ""
 		}
 		return false, "the answer broke off after part of it was delivered"
-	case cl.replayable() || neverReachedServer(failure):
+	case op.replayable() || neverReachedServer(failure):
 		return true, ""
 	}
 	return false, "it may have reached the server, and it must not be sent twice"

@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"time"
 
@@ -43,10 +45,13 @@ func (s *SandboxesService) Get(ctx context.Context, id string, opts ...Option) (
 	return s.client.Computers.Get(ctx, id, opts...)
 }
 
-// List returns the caller's sandboxes: it lists computers (GET /computers,
-// the server's first page) and keeps those whose template_type is
-// DefaultSandboxTemplate, because the server has no sandbox filter of its
-// own. To walk every page, filter Computers.All the same way.
+// List returns the sandboxes on ONE page of computers: it lists computers
+// (GET /computers, the server's first page, by default 20 machines) and
+// keeps those whose template_type is DefaultSandboxTemplate, because the
+// server has no sandbox filter of its own. It therefore misses sandboxes on
+// later pages, and sandboxes made from a custom template, which carry that
+// template's id or alias as their template_type. All walks every page; for
+// a custom template, filter Computers.All by its template_type.
 func (s *SandboxesService) List(ctx context.Context, opts ...Option) ([]Sandbox, error) {
 	computers, err := s.client.Computers.List(ctx, ComputerListParams{}, opts...)
 	if err != nil {
@@ -54,15 +59,102 @@ func (s *SandboxesService) List(ctx context.Context, opts ...Option) ([]Sandbox,
 	}
 	sandboxes := []Sandbox{}
 	for _, c := range computers {
-		if c.TemplateType == DefaultSandboxTemplate {
+		if isSandbox(c) {
 			sandboxes = append(sandboxes, c)
 		}
 	}
 	return sandboxes, nil
 }
 
+// All lists every sandbox, fetching pages of computers lazily
+// (GET /computers, page after page, through Computers.All) and yielding
+// those whose template_type is DefaultSandboxTemplate. Like Computers.All it
+// ends after the last page, and also against a server that ignores "page";
+// on failure, or when ctx ends, it yields one error and stops. Sandboxes
+// made from a custom template are not included: filter Computers.All by
+// that template's template_type.
+func (s *SandboxesService) All(ctx context.Context, opts ...Option) iter.Seq2[Sandbox, error] {
+	return func(yield func(Sandbox, error) bool) {
+		for c, err := range s.client.Computers.All(ctx, ComputerListParams{}, opts...) {
+			if err != nil {
+				yield(Sandbox{}, err)
+				return
+			}
+			if isSandbox(c) && !yield(c, nil) {
+				return
+			}
+		}
+	}
+}
+
+// isSandbox reports whether c was made from the sandbox template.
+func isSandbox(c Computer) bool { return c.TemplateType == DefaultSandboxTemplate }
+
+// useDestroyTimeout bounds the destroy that ends Use, on its own: the
+// caller's context may already be over when it runs.
+const useDestroyTimeout = time.Minute
+
+// Use holds a sandbox for the length of fn and never leaks it. It creates a
+// sandbox (POST /computers, with an Idempotency-Key, TemplateType defaulting
+// to DefaultSandboxTemplate), waits until it is ready (WaitUntilReady, with
+// its default 30 s timeout), calls fn with it, and then always destroys it
+// (DELETE /computers/{id}?force=true): also when fn fails or panics, when the
+// wait fails, and when ctx is cancelled. The destroy runs on a context that
+// keeps ctx's values but not its cancellation, bounded by one minute of its
+// own; a destroy answered 404 (fn already removed it) counts as done. A
+// panic in fn is re-raised once the sandbox is destroyed.
+//
+// The sandbox fn receives is the one Create returned: its Status and
+// addresses are as of creation; Get it for fresh ones.
+//
+// Use returns fn's error joined (errors.Join) with any error of the wait or
+// the destroy; a sandbox that never became ready is an error matching
+// ErrWaitTimeout, and fn is then not called. When the create itself fails
+// Use has no id to destroy, yet a create whose answer was lost may have made
+// a sandbox: pass WithIdempotencyKey with a key of your own to make the
+// whole Use safe to repeat, since the server then hands back that sandbox
+// instead of making another.
+func (s *SandboxesService) Use(ctx context.Context, params ComputerCreateParams, fn func(ctx context.Context, sb *Sandbox) error, opts ...Option) (err error) {
+	if fn == nil {
+		return fmt.Errorf("%w: Use needs a function to run with the sandbox", ErrInvalidParams)
+	}
+	sb, err := s.Create(ctx, params, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		failure := recover()
+		err = errors.Join(err, s.destroyAfterUse(ctx, sb.ID, opts))
+		if failure != nil {
+			panic(failure)
+		}
+	}()
+	ready, err := s.WaitUntilReady(ctx, sb.ID, WaitOptions{}, opts...)
+	switch {
+	case err != nil:
+		return err
+	case !ready:
+		return fmt.Errorf("%w: sandbox %s did not become ready; it is being destroyed", ErrWaitTimeout, sb.ID)
+	}
+	return fn(ctx, sb)
+}
+
+// destroyAfterUse force-deletes the sandbox Use created, detached from
+// ctx's cancellation and bounded on its own. Already gone counts as done.
+func (s *SandboxesService) destroyAfterUse(ctx context.Context, id string, opts []Option) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), useDestroyTimeout)
+	defer cancel()
+	err := s.client.Computers.Destroy(ctx, id, opts...)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return fmt.Errorf("miosa: destroying sandbox %s after use: %w", id, err)
+}
+
 // Delete deletes a sandbox (DELETE /computers/{id}). Like Computers.Delete it
-// does not force: use Computers.Destroy to stop and delete in one call.
+// does not force, and the API refuses to delete a running sandbox that way
+// (409 CONFLICT): Computers.Destroy stops and deletes in one call, and Use
+// destroys the sandbox it created.
 func (s *SandboxesService) Delete(ctx context.Context, id string, opts ...Option) error {
 	if _, err := pathID("sandbox", id); err != nil {
 		return err

@@ -72,7 +72,7 @@ func TestSandboxesCreateAndFork_KeepTheIdempotencyKeyAcrossA503(t *testing.T) {
 			sb, err := tt.call(c)
 			require.NoError(t, err)
 			assert.Equal(t, "sb_1", sb.ID)
-			reqs := srv.requests()
+			reqs := srv.Requests()
 			require.Len(t, reqs, 2)
 			key := reqs[0].Header.Get("Idempotency-Key")
 			require.NotEmpty(t, key)
@@ -85,10 +85,10 @@ func TestSandboxesCreateAndFork_KeepTheIdempotencyKeyAcrossA503(t *testing.T) {
 				reply{http.StatusCreated, sbComputer})
 			_, err := tt.call(c, miosa.WithIdempotencyKey("key-1"))
 			require.NoError(t, err)
-			for _, r := range srv.requests() {
+			for _, r := range srv.Requests() {
 				assert.Equal(t, "key-1", r.Header.Get("Idempotency-Key"))
 			}
-			assert.Len(t, srv.requests(), 2)
+			assert.Len(t, srv.Requests(), 2)
 		})
 	}
 }
@@ -297,7 +297,7 @@ func TestSandboxes_APIErrorsComeBackTyped(t *testing.T) {
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, "NOT_FOUND", apiErr.Code)
 	assert.Equal(t, "/sandboxes/sb_1/readiness", apiErr.Path)
-	assert.Len(t, srv.requests(), 1, "404 is not retried")
+	assert.Len(t, srv.Requests(), 1, "404 is not retried")
 }
 
 func TestSandboxes_InvalidInputSendsNothing(t *testing.T) {
@@ -352,7 +352,7 @@ func TestSandboxes_InvalidInputSendsNothing(t *testing.T) {
 			srv, c := newScriptedServer(t)
 			err := tt.call(c)
 			require.ErrorIs(t, err, miosa.ErrInvalidParams)
-			assert.Empty(t, srv.requests())
+			assert.Empty(t, srv.Requests())
 		})
 	}
 }

@@ -12,15 +12,6 @@ import (
 	"github.com/miosa-ai/miosa-go"
 )
 
-// recordedRequest is what the fake server received.
-type recordedRequest struct {
-	Method string
-	Path   string // escaped, as on the wire
-	Query  string
-	Header http.Header
-	Body   []byte
-}
-
 // scriptedKey is the API key of the clients the scripted server hands out.
 const scriptedKey = "msk_test_scripted"
 
@@ -30,23 +21,26 @@ type reply struct {
 	Body   string
 }
 
-// scriptedServer records every request and answers them with its replies in
-// order, repeating the last one when they run out.
+// scriptedServer answers requests with its replies in order, repeating the
+// last one when they run out, and records them with the package's one
+// request recorder.
 type scriptedServer struct {
+	*miosa.Recorder
 	mu      sync.Mutex
 	replies []reply
-	reqs    []recordedRequest
 	onServe func(n int) // called with the 1-based request number, if set
 }
 
-func (s *scriptedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+// newScripted returns a scripted server answering with replies; serve it
+// with httptest or in memory.
+func newScripted(replies ...reply) *scriptedServer {
+	s := &scriptedServer{replies: replies}
+	s.Recorder = miosa.NewRecorder(s.respond)
+	return s
+}
+
+func (s *scriptedServer) respond(w http.ResponseWriter, _ *http.Request, n int) {
 	s.mu.Lock()
-	s.reqs = append(s.reqs, recordedRequest{
-		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-		Header: r.Header.Clone(), Body: body,
-	})
-	n := len(s.reqs)
 	reply := reply{Status: http.StatusOK, Body: "{}"}
 	if len(s.replies) > 0 {
 		reply = s.replies[min(n, len(s.replies))-1]
@@ -61,16 +55,10 @@ func (s *scriptedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, reply.Body)
 }
 
-func (s *scriptedServer) requests() []recordedRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]recordedRequest(nil), s.reqs...)
-}
-
 // onlyRequest returns the one request the server received.
-func (s *scriptedServer) onlyRequest(t *testing.T) recordedRequest {
+func (s *scriptedServer) onlyRequest(t *testing.T) miosa.RecordedRequest {
 	t.Helper()
-	reqs := s.requests()
+	reqs := s.Requests()
 	require.Len(t, reqs, 1)
 	return reqs[0]
 }
@@ -79,7 +67,7 @@ func (s *scriptedServer) onlyRequest(t *testing.T) recordedRequest {
 // pointed at it that retries without delay.
 func newScriptedServer(t *testing.T, replies ...reply) (*scriptedServer, *miosa.Client) {
 	t.Helper()
-	fake := &scriptedServer{replies: replies}
+	fake := newScripted(replies...)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	client, err := miosa.NewClient(scriptedKey, miosa.WithBaseURL(srv.URL), miosa.WithRetryDelay(0, 0))

@@ -12,9 +12,19 @@ import (
 // a closure: fmt, spew (testify's diffs), slog and encoding/json show a
 // function as an address or not at all, even when they walk unexported
 // fields without calling any method. The methods cover the direct case.
-type secret struct{ reveal func() string }
+type secret struct{ value func() []string }
 
-func newSecret(value string) secret { return secret{reveal: func() string { return value }} }
+func newSecret(value string) secret {
+	asHeader := []string{value}
+	return secret{value: func() []string { return asHeader }}
+}
+
+// reveal returns the secret, for the one place that sends it.
+func (s secret) reveal() string { return s.value()[0] }
+
+// header returns the secret as a header value, shared by every request
+// (nothing the SDK or net/http does changes a header value in place).
+func (s secret) header() []string { return s.value() }
 
 const redacted = "[redacted]"
 

@@ -18,6 +18,9 @@ const (
 	maxErrorMessage = 512 // an error message
 	maxErrorCode    = 64  // an error code
 	maxRequestID    = 128 // an X-Request-ID
+	// maxTransportError caps the text of an error from the HTTP client,
+	// which may quote what the server sent.
+	maxTransportError = 1024
 	// maxMessages and maxMessageDepth bound how much of a list of messages
 	// is read, and how deeply nested objects are looked into, so a hostile
 	// answer cannot make decoding cost more than its size.

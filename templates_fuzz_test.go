@@ -3,7 +3,6 @@ package miosa_test
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -83,10 +82,10 @@ func FuzzValidateAnswer(f *testing.F) {
 		if status != 200 {
 			status = 422
 		}
-		fake := &scriptedServer{replies: []reply{{status, string(body)}}}
+		fake := newScripted(reply{status, string(body)})
 		client, err := miosa.NewClient(scriptedKey,
 			miosa.WithBaseURL("http://127.0.0.1"),
-			miosa.WithHTTPClient(&http.Client{Transport: tplTransport{fake}}))
+			miosa.WithHTTPClient(miosa.InMemory(fake)))
 		require.NoError(t, err)
 
 		verdict, err := client.SandboxTemplates.Validate(t.Context(), miosa.BuildSpec{"runtime": "node"})

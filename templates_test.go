@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,33 +16,15 @@ import (
 	"github.com/miosa-ai/miosa-go"
 )
 
-// tplTransport serves requests in memory, with no goroutine and no socket,
-// so a client using it runs entirely inside a synctest bubble.
-type tplTransport struct{ h http.Handler }
-
-func (t tplTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := r.Context().Err(); err != nil {
-		return nil, err
-	}
-	// A server-side request always has a body; a client-side GET has none.
-	if r.Body == nil {
-		r = r.Clone(r.Context())
-		r.Body = http.NoBody
-	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
-}
-
 // newTplBubbleClient returns a client whose requests fake answers in memory.
 // It keeps the default retry delays, so an unwanted retry would show on the
 // fake clock and in the request count.
 func newTplBubbleClient(t *testing.T, replies ...reply) (*scriptedServer, *miosa.Client) {
 	t.Helper()
-	fake := &scriptedServer{replies: replies}
+	fake := newScripted(replies...)
 	client, err := miosa.NewClient(scriptedKey,
 		miosa.WithBaseURL("http://127.0.0.1"),
-		miosa.WithHTTPClient(&http.Client{Transport: tplTransport{fake}}))
+		miosa.WithHTTPClient(miosa.InMemory(fake)))
 	require.NoError(t, err)
 	return fake, client
 }
@@ -218,7 +199,7 @@ func TestSandboxTemplatesCreates_SendOneIdempotencyKeyOnEveryRetry(t *testing.T)
 				}
 				require.NoError(t, create(t.Context(), client, opts...))
 
-				reqs := fake.requests()
+				reqs := fake.Requests()
 				require.Len(t, reqs, 3, "two 503s are retried")
 				key := reqs[0].Header.Get("Idempotency-Key")
 				require.NotEmpty(t, key)
@@ -241,7 +222,7 @@ func TestSandboxTemplatesCreate_KeysDifferPerLogicalCall(t *testing.T) {
 		_, err := client.SandboxTemplates.Create(t.Context(), params)
 		require.NoError(t, err)
 	}
-	reqs := fake.requests()
+	reqs := fake.Requests()
 	require.Len(t, reqs, 2)
 	assert.NotEqual(t, reqs[0].Header.Get("Idempotency-Key"), reqs[1].Header.Get("Idempotency-Key"))
 }
@@ -442,7 +423,7 @@ func TestSandboxTemplatesValidate_IsRetriedLikeARead(t *testing.T) {
 	verdict, err := client.SandboxTemplates.Validate(t.Context(), miosa.BuildSpec{"runtime": "node"})
 	require.NoError(t, err)
 	assert.True(t, verdict.Valid)
-	reqs := fake.requests()
+	reqs := fake.Requests()
 	require.Len(t, reqs, 2, "validation changes nothing, so a 503 is retried")
 	assert.Equal(t, reqs[0].Body, reqs[1].Body)
 	assert.Empty(t, reqs[1].Header.Get("Idempotency-Key"), "validation is not a create call")
@@ -553,7 +534,7 @@ func TestSandboxTemplates_InvalidInputSendsNoRequest(t *testing.T) {
 			fake, client := newScriptedServer(t)
 			err := tc.call(t.Context(), client.SandboxTemplates)
 			require.ErrorIs(t, err, miosa.ErrInvalidParams)
-			assert.Empty(t, fake.requests())
+			assert.Empty(t, fake.Requests())
 		})
 	}
 }
@@ -574,7 +555,7 @@ func TestWaitForBuild_ReturnsTheFinishedBuild(t *testing.T) {
 				assert.Equal(t, "bld_1", build.ID)
 				assert.Equal(t, final, build.Status)
 				assert.Equal(t, 4*time.Second, time.Since(start), "three polls, 2 s apart")
-				reqs := fake.requests()
+				reqs := fake.Requests()
 				require.Len(t, reqs, 3)
 				for _, req := range reqs {
 					assert.Equal(t, http.MethodGet, req.Method)
@@ -599,7 +580,7 @@ func TestWaitForBuild_FailedBuildIsABuildFailedError(t *testing.T) {
 				assert.Contains(t, err.Error(), "npm install exited 1")
 				assert.NotErrorIs(t, err, miosa.ErrWaitTimeout)
 				assert.Same(t, failed.Build, build, "the failed build is returned too")
-				assert.Len(t, fake.requests(), 2, "a failure ends the wait at once")
+				assert.Len(t, fake.Requests(), 2, "a failure ends the wait at once")
 			})
 		})
 	}
@@ -625,7 +606,7 @@ func TestWaitForBuild_TimesOutWithErrWaitTimeout(t *testing.T) {
 				require.NotNil(t, build)
 				assert.Equal(t, "building", build.Status)
 				interval := cmp.Or(tc.wait.PollInterval, 2*time.Second)
-				assert.GreaterOrEqual(t, len(fake.requests()), int(tc.elapsed/interval))
+				assert.GreaterOrEqual(t, len(fake.Requests()), int(tc.elapsed/interval))
 			})
 		})
 	}
@@ -641,7 +622,7 @@ func TestWaitForBuild_KeepsWaitingWhileTheBuildIsUnlistedOrInAnUnknownState(t *t
 		build, err := client.SandboxTemplates.WaitForBuild(t.Context(), "tpl_1", "bld_1", miosa.WaitOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, miosa.BuildStatusReady, build.Status)
-		assert.Len(t, fake.requests(), 4)
+		assert.Len(t, fake.Requests(), 4)
 	})
 }
 
@@ -665,7 +646,7 @@ func TestWaitForBuild_PollsOnceAndRidesOutTransientErrors(t *testing.T) {
 		build, err := client.SandboxTemplates.WaitForBuild(t.Context(), "tpl_1", "bld_1", miosa.WaitOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, miosa.BuildStatusReady, build.Status)
-		assert.Len(t, fake.requests(), 3, "one request per poll: the pipeline does not retry inside a poll")
+		assert.Len(t, fake.Requests(), 3, "one request per poll: the pipeline does not retry inside a poll")
 		assert.Equal(t, 2*time.Second+5*time.Second, time.Since(start), "the 429's hint stretches one interval")
 	})
 }
@@ -677,7 +658,7 @@ func TestWaitForBuild_PermanentErrorEndsTheWait(t *testing.T) {
 		require.ErrorIs(t, err, miosa.ErrNotFound)
 		assert.NotErrorIs(t, err, miosa.ErrWaitTimeout)
 		assert.Nil(t, build)
-		assert.Len(t, fake.requests(), 1)
+		assert.Len(t, fake.Requests(), 1)
 	})
 }
 
@@ -707,7 +688,7 @@ func TestWaitForBuild_CallersContextEndsTheWait(t *testing.T) {
 			_, err := client.SandboxTemplates.WaitForBuild(ctx, "tpl_1", "bld_1", miosa.WaitOptions{})
 			require.ErrorIs(t, err, context.Canceled)
 			assert.NotErrorIs(t, err, miosa.ErrWaitTimeout)
-			assert.Len(t, fake.requests(), 2)
+			assert.Len(t, fake.Requests(), 2)
 		})
 	})
 }

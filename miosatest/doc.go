@@ -22,7 +22,7 @@
 //		})
 //		require.NoError(t, err)
 //		_, err = client.Computers.WaitForStatus(t.Context(), sb.ID, miosa.StatusRunning,
-//			miosa.WaitOptions{PollInterval: 5 * time.Millisecond})
+//			miosa.WaitOptions{PollInterval: miosatest.PollInterval})
 //		require.NoError(t, err)
 //		res, err := client.Exec.Run(t.Context(), sb.ID, miosa.ExecParams{Command: "node --version"})
 //		require.NoError(t, err)
@@ -33,6 +33,55 @@
 //		assert.NotEmpty(t, creates[0].IdempotencyKey())
 //		assert.JSONEq(t, `{"name":"ci","template_type":"miosa-sandbox"}`, string(creates[0].Body))
 //	}
+//
+// # What the fake assumes, and why
+//
+// The fake follows what the official MIOSA SDKs' own test fixtures and types
+// (Go, TypeScript, Python, Elixir) show the server saying, so that a test
+// that passes here teaches something about the real API, whichever client
+// it uses:
+//
+//   - Shapes: computer create (201) and get, both exec routes, preview
+//     tokens (200), fork (200) and validate answer a bare object; templates,
+//     builds, lists and readiness answer under "data". WithDataEnvelope wraps
+//     every object instead.
+//   - Visibility is "tenant" ("public", "tenant" and "key" exist).
+//   - A plain DELETE of a machine that is not stopped is refused (409)
+//     unless force=true, as the API's documentation says; WithLenientDelete
+//     allows it. Destroy (force=true) works in both.
+//   - Lists are paged 20 per page by default (one fixture shows 20), so code
+//     that reads only the first page fails here before it fails in
+//     production.
+//   - Create and fork refuse (422) fields they do not know, rather than
+//     dropping them; create applies the sandbox settings (tags, always_on,
+//     timeout_sec, idle_timeout_sec). A template_type that is neither built
+//     in nor a built template of yours fails with 422 TEMPLATE_NOT_FOUND (or
+//     TEMPLATE_NOT_READY before its first build succeeds).
+//   - Exec's "timeout" is read as milliseconds, the unit of
+//     POST /computers/{id}/exec; any number is accepted, since clients
+//     differ; the request log (Requests) keeps the body as sent, and an
+//     exec handler sees the number as sent in ExecRequest.TimeoutSent.
+//
+// Some of this is disputed between the SDKs, or invented where nothing is
+// known (the 201 of template create, the build-spec schema, the limits on
+// preview tokens). Modes reproduce what newer servers say: WithBuildStates
+// (builds under "state", queued → building → certifying → snapshotting →
+// ready), WithRetryableStarting (exec on a booting machine answers a
+// retryable 409 SANDBOX_STARTING), WithSilentReadinessStream (a stream that
+// opens and then says nothing).
+//
+// # Fast waits
+//
+// The fake boots machines in DefaultBootDelay and moves builds every
+// DefaultBuildStepDelay, but a wait polls at its own interval: by default
+// every 2 s for Computers.WaitForStatus and SandboxTemplates.WaitForBuild.
+// Pass PollInterval in the wait's options so a test waits milliseconds:
+//
+//	c, err := client.Computers.WaitForStatus(ctx, id, miosa.StatusRunning,
+//		miosa.WaitOptions{PollInterval: miosatest.PollInterval})
+//
+// Sandboxes.WaitUntilReady needs nothing: it follows the readiness stream,
+// and polls every 10 ms without it.
 //
 // # Faults
 //

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,7 +29,7 @@ func ExampleStart() {
 		panic(err)
 	}
 	fmt.Println("created:", sb.Status)
-	sb, err = client.Computers.WaitForStatus(ctx, sb.ID, miosa.StatusRunning, miosa.WaitOptions{PollInterval: 5 * time.Millisecond})
+	sb, err = client.Computers.WaitForStatus(ctx, sb.ID, miosa.StatusRunning, miosa.WaitOptions{PollInterval: miosatest.PollInterval})
 	if err != nil {
 		panic(err)
 	}
@@ -110,7 +109,7 @@ func TestProvisioner_CreatesOneSandbox(t *testing.T) {
 	})
 	require.NoError(t, err)
 	_, err = client.Computers.WaitForStatus(t.Context(), sb.ID, miosa.StatusRunning,
-		miosa.WaitOptions{PollInterval: 5 * time.Millisecond})
+		miosa.WaitOptions{PollInterval: miosatest.PollInterval})
 	require.NoError(t, err)
 	res, err := client.Exec.Run(t.Context(), sb.ID, miosa.ExecParams{Command: "node --version"})
 	require.NoError(t, err)

@@ -2,36 +2,21 @@ package miosatest
 
 import (
 	"context"
-	"time"
 
 	"github.com/miosa-ai/miosa-go/internal/fakeapi"
 )
 
-// ExecRequest is an exec call as a handler sees it.
-type ExecRequest struct {
-	// ComputerID is the computer or sandbox the call was sent to.
-	ComputerID string
-	// Python is true for POST /computers/{id}/exec/python: Code then holds
-	// the source, and Command is empty.
-	Python  bool
-	Command string
-	Code    string
-	// Timeout is the request's own limit (sent in milliseconds); zero when
-	// the request set none.
-	Timeout    time.Duration
-	WorkingDir string
-	Env        map[string]string
-}
+// ExecRequest is an exec call as a handler sees it: the ComputerID it was
+// sent to, the Command (or, when Python is true, the Code) and the
+// request's Timeout, WorkingDir and Env. It is declared once, by the engine
+// behind Server.
+type ExecRequest = fakeapi.ExecRequest
 
-// ExecResult is the answer to an exec call. When Output is empty the server
-// sends Stdout followed by Stderr as the combined output. A non-zero
-// ExitCode is still a 200 answer, as with the real API.
-type ExecResult struct {
-	Output   string
-	Stdout   string
-	Stderr   string
-	ExitCode int
-}
+// ExecResult is the answer to an exec call: Output, Stdout, Stderr and
+// ExitCode. When Output is empty the server sends Stdout followed by Stderr
+// as the combined output. A non-zero ExitCode is still a 200 answer, as
+// with the real API. It is declared once, by the engine behind Server.
+type ExecResult = fakeapi.ExecResult
 
 // HandleExec makes every shell exec whose command is exactly command answer
 // res. A later registration of the same command replaces the earlier one.
@@ -45,25 +30,19 @@ type ExecResult struct {
 // Exec against a machine that is not running answers 409 NOT_RUNNING before
 // any handler is asked.
 func (s *Server) HandleExec(command string, res ExecResult) {
-	s.engine.HandleExec(command, fakeapi.ExecResult(res))
+	s.engine.HandleExec(command, res)
 }
 
 // HandlePython makes every Python exec whose code is exactly code answer
 // res. Unregistered Python code falls to HandleExecFunc's function, the
 // local shell, or by default exits 1 with a hint on stderr.
 func (s *Server) HandlePython(code string, res ExecResult) {
-	s.engine.HandlePython(code, fakeapi.ExecResult(res))
+	s.engine.HandlePython(code, res)
 }
 
 // HandleExecFunc makes fn answer every exec call, shell or Python, that no
 // exact registration matches. fn may be called concurrently; ctx ends when
 // the client goes away or the server closes. nil restores the default.
 func (s *Server) HandleExecFunc(fn func(ctx context.Context, req ExecRequest) ExecResult) {
-	if fn == nil {
-		s.engine.HandleExecFunc(nil)
-		return
-	}
-	s.engine.HandleExecFunc(func(ctx context.Context, req fakeapi.ExecRequest) fakeapi.ExecResult {
-		return fakeapi.ExecResult(fn(ctx, ExecRequest(req)))
-	})
+	s.engine.HandleExecFunc(fn)
 }

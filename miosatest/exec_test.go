@@ -29,8 +29,8 @@ func TestExec_RegisteredResultsAnswerExactCommands(t *testing.T) {
 	assert.Equal(t, 2, res.ExitCode)
 	assert.Equal(t, "ls: /nope: No such file\n", res.Output, "output defaults to stdout then stderr")
 	raw := call(t, srv, "POST", "/computers/"+c.ID+"/exec", `{"command":"ls /nope"}`)
-	assert.JSONEq(t, `{"data":{"output":"ls: /nope: No such file\n","stdout":"",
-		"stderr":"ls: /nope: No such file\n","exit_code":2,"success":false}}`, string(raw.body), "wire shape")
+	assert.JSONEq(t, `{"output":"ls: /nope: No such file\n","stdout":"",
+		"stderr":"ls: /nope: No such file\n","exit_code":2,"success":false}`, string(raw.body), "wire shape: bare")
 
 	res, err = client.Exec.Run(t.Context(), c.ID, miosa.ExecParams{Command: "echo hi"})
 	require.NoError(t, err)
@@ -81,7 +81,7 @@ func TestExec_FuncSeesTheWholeRequest(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "custom", res.Output, "an explicit Output is sent as it is")
 	assert.Equal(t, miosatest.ExecRequest{
-		ComputerID: c.ID, Command: "make test", Timeout: 1500 * time.Millisecond,
+		ComputerID: c.ID, Command: "make test", Timeout: 1500 * time.Millisecond, TimeoutSent: "1500",
 		WorkingDir: "/src", Env: map[string]string{"CI": "1"},
 	}, <-got)
 

@@ -28,7 +28,7 @@ func TestIdempotency_SameKeySameBodyReplaysTheFirstAnswer(t *testing.T) {
 	assert.Len(t, items, 1, "one resource however many retries")
 
 	other := call(t, srv, "POST", "/computers", `{"name":"a"}`, "Idempotency-Key: k2")
-	assert.NotEqual(t, first.data(t)["id"], other.data(t)["id"], "a new key is a new call")
+	assert.NotEqual(t, first.object(t)["id"], other.object(t)["id"], "a new key is a new call")
 }
 
 func TestIdempotency_SameKeyDifferentBodyIsRefused(t *testing.T) {
@@ -56,7 +56,7 @@ func TestIdempotency_ConcurrentRetriesMakeOneResource(t *testing.T) {
 		wg.Go(func() {
 			res := call(t, srv, "POST", "/sandbox-templates", `{"name":"t","build_spec":{"runtime":"go"}}`, "Idempotency-Key: same")
 			if assert.Equal(t, http.StatusCreated, res.status) {
-				ids[i] = res.data(t)["id"]
+				ids[i] = res.object(t)["id"]
 			}
 		})
 	}
@@ -190,20 +190,23 @@ func TestFaults_InjectPanicsOnAFaultThatCannotApply(t *testing.T) {
 
 func TestIdempotency_AppliesToEveryCreateTypeEndpoint(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0), miosatest.WithBuildStepDelay(0))
-	src := call(t, srv, "POST", "/computers", "").data(t)["id"].(string)
-	tpl := call(t, srv, "POST", "/sandbox-templates", `{"name":"base","build_spec":{"runtime":"go"}}`).data(t)["id"].(string)
-	for _, tc := range []struct{ name, path, body string }{
-		{"computer create", "/computers", `{"name":"c"}`},
-		{"fork", "/sandboxes/" + src + "/fork", `{"name":"f"}`},
-		{"template create", "/sandbox-templates", `{"name":"t","build_spec":{"runtime":"node"}}`},
-		{"build create", "/sandbox-templates/" + tpl + "/builds", `{}`},
+	src := call(t, srv, "POST", "/computers", "").object(t)["id"].(string)
+	tpl := call(t, srv, "POST", "/sandbox-templates", `{"name":"base","build_spec":{"runtime":"go"}}`).object(t)["id"].(string)
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+	}{
+		{"computer create", "/computers", `{"name":"c"}`, http.StatusCreated},
+		{"fork", "/sandboxes/" + src + "/fork", `{"name":"f"}`, http.StatusOK},
+		{"template create", "/sandbox-templates", `{"name":"t","build_spec":{"runtime":"node"}}`, http.StatusCreated},
+		{"build create", "/sandbox-templates/" + tpl + "/builds", `{}`, http.StatusCreated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := "Idempotency-Key: " + tc.name
 			first := call(t, srv, "POST", tc.path, tc.body, key)
-			require.Equal(t, http.StatusCreated, first.status, string(first.body))
+			require.Equal(t, tc.status, first.status, string(first.body))
 			again := call(t, srv, "POST", tc.path, tc.body, key)
-			assert.Equal(t, first.data(t)["id"], again.data(t)["id"])
+			assert.Equal(t, first.object(t)["id"], again.object(t)["id"])
 			assert.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
 			assert.Equal(t, http.StatusUnprocessableEntity, call(t, srv, "POST", tc.path, `{"name":"other"}`, key).status)
 		})

@@ -60,7 +60,7 @@ func TestRequests_CopiesCannotChangeTheLog(t *testing.T) {
 
 func TestRequests_FilterAndReset(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
-	id := call(t, srv, "POST", "/computers", "").data(t)["id"].(string)
+	id := call(t, srv, "POST", "/computers", "").object(t)["id"].(string)
 	call(t, srv, "GET", "/computers/"+id, "")
 	call(t, srv, "POST", "/computers/"+id+"/stop", "")
 	call(t, srv, "POST", "/computers/"+id+"/start", "")

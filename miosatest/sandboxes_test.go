@@ -20,8 +20,8 @@ func TestSandboxes_ForkCreatesANewBootingSandbox(t *testing.T) {
 	})
 
 	res := call(t, srv, "POST", "/sandboxes/"+src.ID+"/fork", `{"name":"copy","snapshot_id":"snap_1"}`)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
-	fork := res.data(t)
+	require.Equal(t, http.StatusOK, res.status, string(res.body))
+	fork := res.object(t)
 	assert.NotEqual(t, src.ID, fork["id"])
 	assert.Equal(t, "copy", fork["name"])
 	assert.Equal(t, "creating", fork["status"])
@@ -44,7 +44,7 @@ func TestSandboxes_UpdateChangesOnlyAllowedKeys(t *testing.T) {
 	res := call(t, srv, "PATCH", path, `{"name":"renamed","slug":"my-box","tags":["a","b"],
 		"metadata":{"x":1},"always_on":true,"timeout_sec":600,"idle_timeout_sec":60}`)
 	require.Equal(t, http.StatusOK, res.status, string(res.body))
-	got := res.data(t)
+	got := res.object(t)
 	assert.Equal(t, "renamed", got["name"])
 	assert.Equal(t, "my-box", got["slug"])
 	assert.Equal(t, []any{"a", "b"}, got["tags"])
@@ -55,8 +55,8 @@ func TestSandboxes_UpdateChangesOnlyAllowedKeys(t *testing.T) {
 
 	res = call(t, srv, "PATCH", path, `{"tags":[]}`)
 	require.Equal(t, http.StatusOK, res.status)
-	assert.Equal(t, []any{}, res.data(t)["tags"], "an empty list clears the tags")
-	assert.Equal(t, "renamed", res.data(t)["name"], "keys not sent are kept")
+	assert.Equal(t, []any{}, res.object(t)["tags"], "an empty list clears the tags")
+	assert.Equal(t, "renamed", res.object(t)["name"], "keys not sent are kept")
 
 	for name, body := range map[string]string{
 		"unknown key":      `{"size":"large"}`,
@@ -70,7 +70,7 @@ func TestSandboxes_UpdateChangesOnlyAllowedKeys(t *testing.T) {
 		code, _ := res.errorCode(t)
 		assert.Equal(t, "INVALID", code, name)
 	}
-	assert.Equal(t, "renamed", call(t, srv, "GET", "/computers/"+c.ID, "").data(t)["name"], "a refused update changes nothing")
+	assert.Equal(t, "renamed", call(t, srv, "GET", "/computers/"+c.ID, "").object(t)["name"], "a refused update changes nothing")
 }
 
 func TestSandboxes_PreviewTokenUsesDefaultsAndChecksScope(t *testing.T) {
@@ -80,8 +80,8 @@ func TestSandboxes_PreviewTokenUsesDefaultsAndChecksScope(t *testing.T) {
 
 	before := time.Now()
 	res := call(t, srv, "POST", path, "")
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
-	tok := res.data(t)
+	require.Equal(t, http.StatusOK, res.status, string(res.body))
+	tok := res.object(t)
 	assert.NotEmpty(t, tok["token"])
 	assert.Contains(t, tok["url"], tok["token"])
 	assert.Equal(t, "read", tok["scope"])
@@ -90,8 +90,8 @@ func TestSandboxes_PreviewTokenUsesDefaultsAndChecksScope(t *testing.T) {
 	assert.WithinDuration(t, before.Add(time.Hour), expires, time.Minute)
 
 	res = call(t, srv, "POST", path, `{"expires_in":60,"scope":"interact"}`)
-	require.Equal(t, http.StatusCreated, res.status)
-	assert.Equal(t, "interact", res.data(t)["scope"])
+	require.Equal(t, http.StatusOK, res.status)
+	assert.Equal(t, "interact", res.object(t)["scope"])
 
 	assert.Equal(t, http.StatusUnprocessableEntity, call(t, srv, "POST", path, `{"scope":"admin"}`).status)
 	assert.Equal(t, http.StatusUnprocessableEntity, call(t, srv, "POST", path, `{"expires_in":0}`).status)
@@ -104,10 +104,10 @@ func TestSandboxes_ReadinessTurnsReadyWhenTheMachineRuns(t *testing.T) {
 
 	res := call(t, srv, "GET", "/sandboxes/"+c.ID+"/readiness", "")
 	require.Equal(t, http.StatusOK, res.status)
-	assert.Equal(t, map[string]any{"ready": false, "status": "creating"}, res.data(t))
+	assert.Equal(t, map[string]any{"ready": false, "status": "creating"}, res.object(t))
 
 	require.NoError(t, srv.SetStatus(c.ID, miosa.StatusRunning))
-	got := call(t, srv, "GET", "/sandboxes/"+c.ID+"/readiness", "").data(t)
+	got := call(t, srv, "GET", "/sandboxes/"+c.ID+"/readiness", "").object(t)
 	assert.Equal(t, true, got["ready"])
 	assert.Equal(t, "ready", got["status"])
 	assert.NotEmpty(t, got["ready_at"])

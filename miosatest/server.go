@@ -27,6 +27,12 @@ const DefaultBootDelay = 20 * time.Millisecond
 // then "building", unless WithBuildStepDelay says otherwise.
 const DefaultBuildStepDelay = 10 * time.Millisecond
 
+// PollInterval is a poll interval that suits the fake's delays: pass it as
+// miosa.WaitOptions.PollInterval so that Computers.WaitForStatus and
+// SandboxTemplates.WaitForBuild, which poll every 2 s by default, follow
+// the fake within milliseconds.
+const PollInterval = 5 * time.Millisecond
+
 // Server is a fake MIOSA API on a loopback address: an in-memory, stateful
 // implementation of every endpoint of the wire contract. It is safe for
 // concurrent use.
@@ -109,12 +115,52 @@ func WithLocalShell() Option {
 	return func(c *config) { c.engine.LocalShell = true }
 }
 
-// WithStrictDelete makes DELETE /computers/{id} without force=true refuse a
-// machine that is not stopped with 409 CONFLICT, as a cautious server may;
-// Computers.Destroy (force=true) still deletes it. By default a plain delete
-// removes the machine whatever its state.
-func WithStrictDelete() Option {
-	return func(c *config) { c.engine.StrictDelete = true }
+// WithLenientDelete makes a plain DELETE /computers/{id} (Computers.Delete,
+// Sandboxes.Delete) remove a machine whatever its state. By default the
+// server refuses to delete a machine that is not stopped unless force=true
+// (Computers.Destroy) with 409 CONFLICT, as the API's documentation says it
+// must; a test that passes against the strict default also passes against
+// a lenient server, not the other way round.
+func WithLenientDelete() Option {
+	return func(c *config) { c.engine.LenientDelete = true }
+}
+
+// WithDataEnvelope wraps every object the server answers in {"data": ...}.
+// By default each endpoint answers in the shape the official MIOSA SDKs'
+// test fixtures show: bare objects for computer create and get, both exec
+// routes, preview tokens, fork and validate; {"data": ...} for templates,
+// builds, lists and readiness. The miosa client reads both.
+func WithDataEnvelope() Option {
+	return func(c *config) { c.engine.DataEnvelope = true }
+}
+
+// WithBuildStates makes template builds speak as newer servers do: the
+// state under "state" (not "status"), the template under
+// "sandbox_template_id", a failure under "error_code" and "error_message";
+// builds move through "queued", "building", "certifying" and "snapshotting"
+// (one build step delay each) to "ready", or to "failed" (FailBuilds).
+// Templates report their state under "state" too.
+func WithBuildStates() Option {
+	return func(c *config) { c.engine.BuildStates = true }
+}
+
+// WithRetryableStarting makes exec on a machine that is still booting
+// ("creating" or "starting") answer as newer servers do: 409 with code
+// SANDBOX_STARTING (COMPUTER_STARTING for a desktop) in the canonical error
+// envelope, {"error": {"code", "message", "details", "retryable": true,
+// "retry_after_ms"}}, retry_after_ms being the time left until it runs. It
+// is the server's promise that the command did not run. By default such an
+// exec answers 409 NOT_RUNNING.
+func WithRetryableStarting() Option {
+	return func(c *config) { c.engine.RetryableStarting = true }
+}
+
+// WithSilentReadinessStream makes every readiness stream open (200,
+// text/event-stream) and then send only ": keepalive" heartbeats (every
+// WithHeartbeatInterval), never "ready" or "timeout": a server whose stream
+// says nothing. Clients must fall back on their own deadline.
+func WithSilentReadinessStream() Option {
+	return func(c *config) { c.engine.SilentReadinessStream = true }
 }
 
 // WithAPIKey makes the server accept only key (which must start with

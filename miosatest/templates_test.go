@@ -62,7 +62,7 @@ func TestTemplates_CreateListAndGetByIDOrAlias(t *testing.T) {
 	res := call(t, srv, "POST", "/sandbox-templates",
 		`{"name":"Node Env","description":"d","metadata":{"a":"b"},"build_spec":`+nodeSpec+`}`)
 	require.Equal(t, http.StatusCreated, res.status, string(res.body))
-	tpl := res.data(t)
+	tpl := res.object(t)
 	id := tpl["id"].(string)
 	assert.Equal(t, "Node Env", tpl["name"])
 	assert.Equal(t, "d", tpl["description"])
@@ -73,7 +73,7 @@ func TestTemplates_CreateListAndGetByIDOrAlias(t *testing.T) {
 	items, _ := call(t, srv, "GET", "/sandbox-templates", "").list(t)
 	require.Len(t, items, 1)
 	assert.NotContains(t, items[0], "aliases", "aliases only when asked for")
-	bare := call(t, srv, "POST", "/sandbox-templates", `{"name":"bare","build_spec":{"runtime":"go"}}`).data(t)
+	bare := call(t, srv, "POST", "/sandbox-templates", `{"name":"bare","build_spec":{"runtime":"go"}}`).object(t)
 	assert.Equal(t, map[string]any{}, bare["metadata"], "metadata is an object even when none was given")
 	items, _ = call(t, srv, "GET", "/sandbox-templates", "").list(t)
 	require.Len(t, items, 2)
@@ -81,8 +81,8 @@ func TestTemplates_CreateListAndGetByIDOrAlias(t *testing.T) {
 	require.Len(t, items, 2)
 	assert.Equal(t, []any{"node-env"}, items[0]["aliases"])
 
-	assert.Equal(t, id, call(t, srv, "GET", "/sandbox-templates/"+id, "").data(t)["id"])
-	assert.Equal(t, id, call(t, srv, "GET", "/sandbox-templates/node-env", "").data(t)["id"])
+	assert.Equal(t, id, call(t, srv, "GET", "/sandbox-templates/"+id, "").object(t)["id"])
+	assert.Equal(t, id, call(t, srv, "GET", "/sandbox-templates/node-env", "").object(t)["id"])
 }
 
 func TestTemplates_BuildSpecSchemaIsABareJSONSchema(t *testing.T) {
@@ -116,7 +116,7 @@ func TestTemplates_ValidateReportsProblems(t *testing.T) {
 			}
 			raw := res.body
 			if res.status == http.StatusOK {
-				raw, _ = json.Marshal(res.data(t))
+				raw, _ = json.Marshal(res.object(t))
 			}
 			require.NoError(t, json.Unmarshal(raw, &verdict))
 			require.NotNil(t, verdict.Valid)
@@ -125,7 +125,7 @@ func TestTemplates_ValidateReportsProblems(t *testing.T) {
 
 			good := call(t, srv, "POST", "/sandbox-templates/validate", `{"build_spec":{"runtime":"python"}}`)
 			require.Equal(t, http.StatusOK, good.status)
-			v := good.data(t)
+			v := good.object(t)
 			assert.Equal(t, true, v["valid"])
 			assert.Equal(t, "latest", v["build_spec"].(map[string]any)["version"], "the spec comes back normalized")
 		})
@@ -134,11 +134,11 @@ func TestTemplates_ValidateReportsProblems(t *testing.T) {
 
 func TestTemplates_BuildSucceedsAndMakesTheTemplateReady(t *testing.T) {
 	srv := miosatest.NewServer(t)
-	id := call(t, srv, "POST", "/sandbox-templates", `{"name":"n","build_spec":`+nodeSpec+`}`).data(t)["id"].(string)
+	id := call(t, srv, "POST", "/sandbox-templates", `{"name":"n","build_spec":`+nodeSpec+`}`).object(t)["id"].(string)
 
 	res := call(t, srv, "POST", "/sandbox-templates/"+id+"/builds", `{}`)
 	require.Equal(t, http.StatusCreated, res.status, string(res.body))
-	b := res.data(t)
+	b := res.object(t)
 	assert.Equal(t, "queued", b["status"])
 	assert.Equal(t, id, b["template_id"])
 
@@ -147,22 +147,22 @@ func TestTemplates_BuildSucceedsAndMakesTheTemplateReady(t *testing.T) {
 	assert.Empty(t, done["error"])
 	assert.NotNil(t, done["started_at"])
 	assert.NotNil(t, done["finished_at"])
-	tpl := call(t, srv, "GET", "/sandbox-templates/"+id, "").data(t)
+	tpl := call(t, srv, "GET", "/sandbox-templates/"+id, "").object(t)
 	assert.Equal(t, "ready", tpl["status"])
 	assert.NotEmpty(t, tpl["image_ref"])
 }
 
 func TestTemplates_FailBuildsEndsTheNextBuildsFailed(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBuildStepDelay(0))
-	id := call(t, srv, "POST", "/sandbox-templates", `{"name":"n","build_spec":`+nodeSpec+`}`).data(t)["id"].(string)
+	id := call(t, srv, "POST", "/sandbox-templates", `{"name":"n","build_spec":`+nodeSpec+`}`).object(t)["id"].(string)
 	srv.FailBuilds(1, "npm install exited 1")
 
-	failed := call(t, srv, "POST", "/sandbox-templates/"+id+"/builds", `{"build_spec":{"version":"22"}}`).data(t)
+	failed := call(t, srv, "POST", "/sandbox-templates/"+id+"/builds", `{"build_spec":{"version":"22"}}`).object(t)
 	assert.Equal(t, "failed", failed["status"])
 	assert.Equal(t, "npm install exited 1", failed["error"])
-	assert.Equal(t, "failed", call(t, srv, "GET", "/sandbox-templates/"+id, "").data(t)["status"])
+	assert.Equal(t, "failed", call(t, srv, "GET", "/sandbox-templates/"+id, "").object(t)["status"])
 
-	ok := call(t, srv, "POST", "/sandbox-templates/"+id+"/builds", "").data(t)
+	ok := call(t, srv, "POST", "/sandbox-templates/"+id+"/builds", "").object(t)
 	assert.Equal(t, "succeeded", ok["status"], "only the next n builds fail")
 	assert.Len(t, buildsOf(t, srv, id), 2)
 

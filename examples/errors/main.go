@@ -101,5 +101,5 @@ func run(srv *miosatest.Server) error {
 	_, err = client.Sandboxes.Get(short, sb.ID)
 	fmt.Printf("deadline: context.DeadlineExceeded=%t\n", errors.Is(err, context.DeadlineExceeded))
 
-	return client.Sandboxes.Delete(ctx, sb.ID)
+	return client.Computers.Destroy(ctx, sb.ID)
 }

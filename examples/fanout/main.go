@@ -72,7 +72,7 @@ func useSandbox(ctx context.Context, client *miosa.Client, i int) (t timing, err
 		return t, err
 	}
 	defer func() {
-		err = errors.Join(err, client.Sandboxes.Delete(context.WithoutCancel(ctx), sb.ID))
+		err = errors.Join(err, client.Computers.Destroy(context.WithoutCancel(ctx), sb.ID))
 	}()
 	t.create = time.Since(begin)
 

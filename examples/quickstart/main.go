@@ -48,7 +48,7 @@ func run(client *miosa.Client) error {
 	}
 	fmt.Printf("created sandbox %s (%s)\n", sb.ID, sb.Status)
 	defer func() {
-		if err := client.Sandboxes.Delete(context.WithoutCancel(ctx), sb.ID); err != nil {
+		if err := client.Computers.Destroy(context.WithoutCancel(ctx), sb.ID); err != nil {
 			log.Printf("deleting %s: %v", sb.ID, err)
 		}
 	}()
@@ -78,7 +78,7 @@ func run(client *miosa.Client) error {
 	}
 	fmt.Printf("forked into %s\n", fork.ID)
 	defer func() {
-		if err := client.Sandboxes.Delete(context.WithoutCancel(ctx), fork.ID); err != nil {
+		if err := client.Computers.Destroy(context.WithoutCancel(ctx), fork.ID); err != nil {
 			log.Printf("deleting %s: %v", fork.ID, err)
 		}
 	}()

@@ -90,7 +90,7 @@ func run(client *miosa.Client) error {
 		return err
 	}
 	defer func() {
-		if err := client.Sandboxes.Delete(context.WithoutCancel(ctx), sb.ID); err != nil {
+		if err := client.Computers.Destroy(context.WithoutCancel(ctx), sb.ID); err != nil {
 			log.Printf("deleting %s: %v", sb.ID, err)
 		}
 	}()

@@ -2,6 +2,7 @@ package fakeapi
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,33 +12,35 @@ import (
 var machineSizes = []string{"xs", "small", "medium", "large", "xl"}
 
 const (
-	defaultPerPage = 100
+	// defaultPerPage follows the one fixture that shows it; small, so
+	// code that reads only the first page fails in tests.
+	defaultPerPage = 20
 	maxPerPage     = 500
 )
 
+// createFields are the keys POST /computers accepts: the wire contract's,
+// and the sandbox settings that PATCH /sandboxes/{id} also sets, which a
+// newer client may send at creation. Any other key is refused, never
+// silently dropped.
+var createFields = []string{
+	"name", "template_type", "size", "metadata",
+	"external_workspace_id", "external_user_id", "external_project_id",
+	"tags", "always_on", "timeout_sec", "idle_timeout_sec",
+}
+
 // createComputer serves POST /computers: every field optional, template
-// "miosa-desktop" and size "small" by default, answered 201 while the
-// machine is still "creating".
+// "miosa-desktop" and size "small" by default, answered 201 with the bare
+// computer while it is still "creating". A template_type that is neither
+// built in nor a template of the tenant (by id or alias) is refused with
+// 422 TEMPLATE_NOT_FOUND, one that has no image yet with 422
+// TEMPLATE_NOT_READY.
 func (e *Engine) createComputer(w http.ResponseWriter, r *http.Request) {
-	fields, ok := decodeFields(w, r)
+	fields, ok := knownFields(w, r, createFields)
 	if !ok {
 		return
 	}
 	m := &machine{}
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{
-		{"name", &m.name}, {"template_type", &m.templateType}, {"size", &m.size},
-		{"external_workspace_id", &m.externalWorkspaceID},
-		{"external_user_id", &m.externalUserID},
-		{"external_project_id", &m.externalProjectID},
-	} {
-		if _, ok := field(w, fields, f.name, f.dst, "a string"); !ok {
-			return
-		}
-	}
-	if _, ok := field(w, fields, "metadata", &m.metadata, "an object"); !ok {
+	if !decodeMachineFields(w, fields, m) {
 		return
 	}
 	m.templateType = cmp.Or(m.templateType, templateDesktop)
@@ -47,10 +50,58 @@ func (e *Engine) createComputer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.mu.Lock()
-	e.addMachine(m)
-	v := m.view()
+	rp := e.templateProblem(m.templateType)
+	if rp.code == "" {
+		e.addMachine(m)
+		rp = bareReply(http.StatusCreated, m.view())
+	}
 	e.mu.Unlock()
-	writeData(w, http.StatusCreated, v)
+	e.write(w, rp)
+}
+
+// decodeMachineFields reads a create body into m, answering 422 itself and
+// reporting false on a value of the wrong type or out of range.
+func decodeMachineFields(w http.ResponseWriter, fields map[string]json.RawMessage, m *machine) bool {
+	for _, f := range []struct {
+		name string
+		dst  any
+		want string
+	}{
+		{"name", &m.name, "a string"}, {"template_type", &m.templateType, "a string"}, {"size", &m.size, "a string"},
+		{"external_workspace_id", &m.externalWorkspaceID, "a string"},
+		{"external_user_id", &m.externalUserID, "a string"},
+		{"external_project_id", &m.externalProjectID, "a string"},
+		{"metadata", &m.metadata, "an object"}, {"tags", &m.tags, "a list of strings"},
+		{"always_on", &m.alwaysOn, "a boolean"},
+		{"timeout_sec", &m.timeoutSec, "an integer"}, {"idle_timeout_sec", &m.idleTimeoutSec, "an integer"},
+	} {
+		if _, ok := field(w, fields, f.name, f.dst, f.want); !ok {
+			return false
+		}
+	}
+	if m.timeoutSec < 0 || m.idleTimeoutSec < 0 {
+		invalid(w, "timeout_sec and idle_timeout_sec must not be negative")
+		return false
+	}
+	return true
+}
+
+// templateProblem returns the error reply for a template_type no machine
+// can be made from, or a zero reply; the caller holds Engine.mu.
+func (e *Engine) templateProblem(templateType string) reply {
+	if templateType == templateDesktop || templateType == templateSandbox {
+		return reply{}
+	}
+	t := e.findTemplate(templateType)
+	switch {
+	case t == nil:
+		return errorReply(http.StatusUnprocessableEntity, "TEMPLATE_NOT_FOUND",
+			"template_type %q is not %s, %s or a template of this tenant", templateType, templateDesktop, templateSandbox)
+	case t.status != templateReady:
+		return errorReply(http.StatusUnprocessableEntity, "TEMPLATE_NOT_READY",
+			"template %q has no image yet: build it first", templateType)
+	}
+	return reply{}
 }
 
 // listComputers serves GET /computers with the status filter and
@@ -102,24 +153,32 @@ func positiveQuery(w http.ResponseWriter, raw, name string, def int) (int, bool)
 // released, so a slow client never holds up the engine.
 type reply struct {
 	status int
-	data   any    // sent as {"data": data}
-	raw    any    // sent as it is, when data is nil
+	object any    // the answer's object, sent bare or as {"data": object}
+	bare   bool   // object goes bare, as the official fixtures show for its endpoint
+	raw    any    // sent as it is, when object is nil
 	code   string // an error answer, when set
 	msg    string
 }
 
-func dataReply(status int, v any) reply { return reply{status: status, data: v} }
+// dataReply answers {"data": v}.
+func dataReply(status int, v any) reply { return reply{status: status, object: v} }
+
+// bareReply answers v at the top level (or under "data" with
+// Config.DataEnvelope).
+func bareReply(status int, v any) reply { return reply{status: status, object: v, bare: true} }
 
 func errorReply(status int, code, format string, args ...any) reply {
 	return reply{status: status, code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-func (rp reply) write(w http.ResponseWriter) {
+func (e *Engine) write(w http.ResponseWriter, rp reply) {
 	switch {
 	case rp.code != "":
 		writeError(w, rp.status, rp.code, rp.msg)
-	case rp.data != nil:
-		writeData(w, rp.status, rp.data)
+	case rp.object != nil && rp.bare && !e.cfg.DataEnvelope:
+		writeJSON(w, rp.status, rp.object)
+	case rp.object != nil:
+		writeData(w, rp.status, rp.object)
 	default:
 		writeJSON(w, rp.status, rp.raw)
 	}
@@ -138,21 +197,22 @@ func (e *Engine) withMachine(w http.ResponseWriter, r *http.Request, fn func(m *
 		rp = fn(m)
 	}
 	e.mu.Unlock()
-	rp.write(w)
+	e.write(w, rp)
 }
 
-// getComputer serves GET /computers/{id}.
+// getComputer serves GET /computers/{id}, answering the computer bare.
 func (e *Engine) getComputer(w http.ResponseWriter, r *http.Request) {
-	e.withMachine(w, r, func(m *machine) reply { return dataReply(http.StatusOK, m.view()) })
+	e.withMachine(w, r, func(m *machine) reply { return bareReply(http.StatusOK, m.view()) })
 }
 
-// deleteComputer serves DELETE /computers/{id}, answering {"ok": true}.
-// With StrictDelete, a machine that is not stopped is refused with 409
-// unless force=true, which stops it first.
+// deleteComputer serves DELETE /computers/{id}, answering {"ok": true}. A
+// machine that is not stopped is refused with 409 unless force=true, which
+// stops it first, as the API's documentation says; with
+// Config.LenientDelete a plain delete removes it whatever its state.
 func (e *Engine) deleteComputer(w http.ResponseWriter, r *http.Request) {
 	force := r.URL.Query().Get("force") == "true"
 	e.withMachine(w, r, func(m *machine) reply {
-		if e.cfg.StrictDelete && !force && m.status != statusStopped && m.status != statusError {
+		if !e.cfg.LenientDelete && !force && m.status != statusStopped && m.status != statusError {
 			return errorReply(http.StatusConflict, "CONFLICT",
 				"computer %s is %s: stop it first, or delete with force=true", m.id, m.status)
 		}

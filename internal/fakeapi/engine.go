@@ -45,9 +45,32 @@ type Config struct {
 	// StrictValidation makes the validate endpoint answer an invalid build
 	// spec with 422 instead of 200 {"valid": false}.
 	StrictValidation bool
-	// StrictDelete makes DELETE /computers/{id} without force=true refuse
-	// (409 CONFLICT) a machine that is not stopped.
-	StrictDelete bool
+	// LenientDelete makes DELETE /computers/{id} without force=true remove
+	// a machine whatever its state. By default such a delete of a machine
+	// that is not stopped is refused with 409 CONFLICT.
+	LenientDelete bool
+	// DataEnvelope wraps every object answer in {"data": ...}. By default
+	// each endpoint answers in the shape the official SDKs' fixtures show:
+	// bare objects for computer create and get, exec, preview tokens, fork
+	// and validate; "data" for templates, builds, lists and readiness.
+	DataEnvelope bool
+	// BuildStates makes builds and templates report their state under
+	// "state", as newer servers do, with the newer field names
+	// (sandbox_template_id, error_code, error_message), and moves builds
+	// through queued, building, certifying and snapshotting to ready (or
+	// failed).
+	BuildStates bool
+	// RetryableStarting makes exec on a machine still booting answer 409
+	// SANDBOX_STARTING (COMPUTER_STARTING for a desktop) in the canonical
+	// error envelope, retryable, with retry_after_ms, as newer servers do.
+	// By default it answers 409 NOT_RUNNING.
+	RetryableStarting bool
+	// SilentReadinessStream makes every readiness stream open and then send
+	// only heartbeats, never a verdict.
+	SilentReadinessStream bool
+	// NoExecStream makes the streamed exec answer 404, as a server that
+	// predates it does.
+	NoExecStream bool
 	// LocalShell runs exec requests on this machine with /bin/sh and python3,
 	// each machine in its own temporary directory. It is not isolated.
 	LocalShell bool
@@ -85,7 +108,9 @@ type Engine struct {
 	log    requestLog
 	idem   idempotencyStore
 	execs  execRegistry
-	shell  localShell
+	// streams holds the scripted streamed commands.
+	streams execStreams
+	shell   localShell
 }
 
 // New returns an engine configured by cfg, with defaults for unset fields.
@@ -138,6 +163,7 @@ func (e *Engine) routes() {
 	handle("POST /sandboxes/{id}/preview-token", e.previewToken)
 	handle("GET /sandboxes/{id}/readiness", e.readiness)
 	handle("GET /sandboxes/{id}/readiness/stream", e.readinessStream)
+	handle("POST /sandboxes/{id}/exec/stream", e.execStream)
 
 	handle("GET /sandbox-templates", e.listTemplates)
 	handle("POST /sandbox-templates", e.idempotent(e.createTemplate))

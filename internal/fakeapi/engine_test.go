@@ -30,14 +30,16 @@ func do(t *testing.T, e *Engine, method, path, body string) *httptest.ResponseRe
 	return rec
 }
 
-// data decodes the "data" member of a JSON answer.
-func data(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+// object decodes the object of a JSON answer: its "data" member, or the
+// whole body for an endpoint that answers bare.
+func object(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 	t.Helper()
-	var body struct {
-		Data map[string]any `json:"data"`
-	}
+	var body map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), rec.Body.String())
-	return body.Data
+	if inner, ok := body["data"].(map[string]any); ok {
+		return inner
+	}
+	return body
 }
 
 func TestEngine_MachineBootsAfterExactlyTheBootDelay(t *testing.T) {
@@ -46,14 +48,14 @@ func TestEngine_MachineBootsAfterExactlyTheBootDelay(t *testing.T) {
 		defer e.Close()
 		created := do(t, e, "POST", "/computers", `{"name":"a"}`)
 		require.Equal(t, http.StatusCreated, created.Code)
-		id := data(t, created)["id"].(string)
-		assert.Equal(t, "creating", data(t, created)["status"])
+		id := object(t, created)["id"].(string)
+		assert.Equal(t, "creating", object(t, created)["status"])
 
 		time.Sleep(3*time.Second - time.Nanosecond)
-		assert.Equal(t, "creating", data(t, do(t, e, "GET", "/computers/"+id, ""))["status"])
+		assert.Equal(t, "creating", object(t, do(t, e, "GET", "/computers/"+id, ""))["status"])
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
-		got := data(t, do(t, e, "GET", "/computers/"+id, ""))
+		got := object(t, do(t, e, "GET", "/computers/"+id, ""))
 		assert.Equal(t, "running", got["status"])
 		assert.NotEmpty(t, got["ip_address"])
 	})
@@ -63,11 +65,11 @@ func TestEngine_StopOvertakesABootInProgress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := New(Config{BootDelay: time.Second})
 		defer e.Close()
-		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 		require.Equal(t, http.StatusOK, do(t, e, "POST", "/computers/"+id+"/stop", "").Code)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		assert.Equal(t, "stopped", data(t, do(t, e, "GET", "/computers/"+id, ""))["status"])
+		assert.Equal(t, "stopped", object(t, do(t, e, "GET", "/computers/"+id, ""))["status"])
 	})
 }
 
@@ -75,10 +77,10 @@ func TestEngine_BuildMovesQueuedBuildingSucceeded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := New(Config{BuildStepDelay: time.Second})
 		defer e.Close()
-		tpl := data(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"node"}}`))
+		tpl := object(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"node"}}`))
 		tplID := tpl["id"].(string)
 		assert.Equal(t, "pending", tpl["status"])
-		b := data(t, do(t, e, "POST", "/sandbox-templates/"+tplID+"/builds", `{}`))
+		b := object(t, do(t, e, "POST", "/sandbox-templates/"+tplID+"/builds", `{}`))
 		assert.Equal(t, "queued", b["status"])
 		assert.Nil(t, b["started_at"])
 
@@ -97,10 +99,59 @@ func TestEngine_BuildMovesQueuedBuildingSucceeded(t *testing.T) {
 		time.Sleep(time.Second)
 		synctest.Wait()
 		assert.Equal(t, "succeeded", statusAt())
-		got := data(t, do(t, e, "GET", "/sandbox-templates/"+tplID, ""))
+		got := object(t, do(t, e, "GET", "/sandbox-templates/"+tplID, ""))
 		assert.Equal(t, "ready", got["status"])
 		assert.Contains(t, got["image_ref"], tplID)
 	})
+}
+
+func TestEngine_BuildStatesMoveThroughTheSevenStateFlow(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fail  bool
+		final string
+	}{{"success", false, "ready"}, {"failure", true, "failed"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := New(Config{BuildStepDelay: time.Second, BuildStates: true})
+				defer e.Close()
+				if tc.fail {
+					e.FailBuilds(1, "npm install exited 1")
+				}
+				tplID := object(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"node"}}`))["id"].(string)
+				b := object(t, do(t, e, "POST", "/sandbox-templates/"+tplID+"/builds", `{}`))
+				buildAt := func() map[string]any {
+					var list struct {
+						Data []map[string]any `json:"data"`
+					}
+					rec := do(t, e, "GET", "/sandbox-templates/"+tplID+"/builds", "")
+					require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &list))
+					require.Len(t, list.Data, 1)
+					return list.Data[0]
+				}
+				states := []any{b["state"]}
+				for range 4 {
+					time.Sleep(time.Second)
+					synctest.Wait()
+					states = append(states, buildAt()["state"])
+				}
+				assert.Equal(t, []any{"queued", "building", "certifying", "snapshotting", tc.final}, states)
+				last := buildAt()
+				assert.Equal(t, tplID, last["sandbox_template_id"])
+				for _, older := range []string{"status", "template_id", "error"} {
+					assert.NotContains(t, last, older)
+				}
+				if tc.fail {
+					assert.Equal(t, "BUILD_FAILED", last["error_code"])
+					assert.Equal(t, "npm install exited 1", last["error_message"])
+				} else {
+					assert.Nil(t, last["error_code"])
+				}
+				assert.Equal(t, map[bool]string{false: "ready", true: "failed"}[tc.fail],
+					object(t, do(t, e, "GET", "/sandbox-templates/"+tplID, ""))["state"])
+			})
+		})
+	}
 }
 
 // streamUntilDone serves the readiness stream of id in the bubble and
@@ -121,7 +172,7 @@ func TestEngine_StreamSendsHeartbeatsThenReadyTheMomentItBoots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := New(Config{BootDelay: 3500 * time.Millisecond, HeartbeatInterval: time.Second})
 		defer e.Close()
-		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 		start := time.Now()
 		rec, done := streamUntilDone(t, e, t.Context(), id)
 		<-done
@@ -138,7 +189,7 @@ func TestEngine_StreamTimesOutAfterTheConfiguredLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := New(Config{BootDelay: time.Hour, StreamTimeout: 30 * time.Second, HeartbeatInterval: 10 * time.Second})
 		defer e.Close()
-		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 		start := time.Now()
 		rec, done := streamUntilDone(t, e, t.Context(), id)
 		<-done
@@ -160,7 +211,7 @@ func TestEngine_StreamEndsWhenTheClientGoesAwayOrTheEngineCloses(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := New(Config{BootDelay: time.Hour, StreamTimeout: time.Hour})
 				defer e.Close()
-				id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+				id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
 				rec, done := streamUntilDone(t, e, ctx, id)
@@ -178,7 +229,7 @@ func TestEngine_StreamFaultsWithholdTheVerdict(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := New(Config{StreamTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond})
 		defer e.Close()
-		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string) // running at once
+		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string) // running at once
 
 		ctx := withStreamFault(t.Context(), StreamEndWithoutVerdict)
 		rec, done := streamUntilDone(t, e, ctx, id)
@@ -199,8 +250,8 @@ func TestEngine_StreamFaultsWithholdTheVerdict(t *testing.T) {
 func TestEngine_TimersStopWhenTheEngineCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := New(Config{BootDelay: time.Hour, BuildStepDelay: time.Hour})
-		id := data(t, do(t, e, "POST", "/computers", ""))["id"].(string)
-		tpl := data(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"go"}}`))
+		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
+		tpl := object(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"go"}}`))
 		do(t, e, "POST", "/sandbox-templates/"+tpl["id"].(string)+"/builds", "")
 		e.Close()
 		time.Sleep(2 * time.Hour)

@@ -2,6 +2,7 @@ package fakeapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,24 +10,30 @@ import (
 	"time"
 )
 
-// ExecRequest is one exec call as the handler sees it.
+// ExecRequest is an exec call as a handler sees it.
 type ExecRequest struct {
-	// ComputerID is the machine the command was sent to.
+	// ComputerID is the computer or sandbox the call was sent to.
 	ComputerID string
-	// Python is true for POST /computers/{id}/exec/python; Code then holds
-	// the source and Command is empty.
+	// Python is true for POST /computers/{id}/exec/python: Code then holds
+	// the source, and Command is empty.
 	Python  bool
 	Command string
 	Code    string
-	// Timeout is the request's "timeout" (milliseconds on the wire); zero
-	// when absent.
-	Timeout    time.Duration
-	WorkingDir string
-	Env        map[string]string
+	// Timeout is the request's own limit, its "timeout" read as
+	// milliseconds (the unit of these routes); zero when the request set
+	// none.
+	Timeout time.Duration
+	// TimeoutSent is the "timeout" exactly as the request sent it, e.g.
+	// "30000" or "30": clients differ on the unit, and this shows which one
+	// a client used. Empty when the request set none.
+	TimeoutSent json.Number
+	WorkingDir  string
+	Env         map[string]string
 }
 
-// ExecResult is what an exec call answers. Output defaults to Stdout
-// followed by Stderr.
+// ExecResult is the answer to an exec call. When Output is empty the server
+// sends Stdout followed by Stderr as the combined output. A non-zero
+// ExitCode is still a 200 answer, as with the real API.
 type ExecResult struct {
 	Output   string
 	Stdout   string
@@ -93,15 +100,19 @@ func (e *Engine) execShell(w http.ResponseWriter, r *http.Request)  { e.exec(w, 
 func (e *Engine) execPython(w http.ResponseWriter, r *http.Request) { e.exec(w, r, true) }
 
 // exec serves POST /computers/{id}/exec and /exec/python: 409 NOT_RUNNING
-// unless the machine runs; otherwise the registered result, the fallback
-// function's, the local shell's, or the default.
+// unless the machine runs (or, with Config.RetryableStarting, a retryable
+// 409 while it boots); otherwise the registered result, the fallback
+// function's, the local shell's, or the default, answered bare. The
+// request's "timeout" is read as milliseconds, the unit of these routes;
+// any JSON number is accepted, since clients differ on the unit and the
+// request log keeps the value as sent.
 func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 	fields, ok := decodeFields(w, r)
 	if !ok {
 		return
 	}
 	req := ExecRequest{ComputerID: r.PathValue("id"), Python: python}
-	var timeoutMS int64
+	var timeoutMS float64
 	source, what := &req.Command, "command"
 	if python {
 		source, what = &req.Code, "code"
@@ -111,7 +122,7 @@ func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 		dst  any
 		want string
 	}{
-		{what, source, "a string"}, {"timeout", &timeoutMS, "an integer number of milliseconds"},
+		{what, source, "a string"}, {"timeout", &timeoutMS, "a number of milliseconds"},
 		{"working_dir", &req.WorkingDir, "a string"}, {"env", &req.Env, "an object of strings"},
 	} {
 		if _, ok := field(w, fields, f.name, f.dst, f.want); !ok {
@@ -122,39 +133,24 @@ func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 	case strings.TrimSpace(*source) == "":
 		invalid(w, "%s is required", what)
 		return
-	case timeoutMS < 0:
-		invalid(w, "timeout must not be negative")
+	case timeoutMS < 0 || timeoutMS > maxExecTimeoutMS:
+		invalid(w, "timeout must be between 0 and %d milliseconds", int64(maxExecTimeoutMS))
 		return
 	}
-	req.Timeout = time.Duration(timeoutMS) * time.Millisecond
+	req.Timeout = time.Duration(timeoutMS * float64(time.Millisecond))
+	if raw, ok := fields["timeout"]; ok && string(raw) != "null" {
+		req.TimeoutSent = json.Number(raw)
+	}
 
-	e.mu.Lock()
-	m := e.machines[req.ComputerID]
-	status := ""
-	if m != nil {
-		status = m.status
-	}
-	e.mu.Unlock()
-	switch {
-	case m == nil:
-		notFound(w, "computer", req.ComputerID)
-		return
-	case status != statusRunning:
-		writeError(w, http.StatusConflict, "NOT_RUNNING", fmt.Sprintf("computer %s is %s, not running", req.ComputerID, status))
+	if !e.running(w, "computer", req.ComputerID) {
 		return
 	}
 
 	ctx, cancel := e.requestContext(r)
 	defer cancel()
-	res, fallback, found := e.execs.lookup(req)
-	switch {
-	case found:
-	case fallback != nil:
-		res = fallback(ctx, req)
-	case e.cfg.LocalShell:
+	res, ok := e.registeredResult(ctx, req)
+	if !ok {
 		res = e.shell.run(ctx, req)
-	default:
-		res = defaultExec(req)
 	}
 	switch {
 	case r.Context().Err() != nil:
@@ -168,10 +164,71 @@ func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 	if res.Output == "" {
 		res.Output = res.Stdout + res.Stderr
 	}
-	writeData(w, http.StatusOK, map[string]any{
+	e.write(w, bareReply(http.StatusOK, map[string]any{
 		"output": res.Output, "stdout": res.Stdout, "stderr": res.Stderr,
 		"exit_code": res.ExitCode, "success": res.ExitCode == 0,
-	})
+	}))
+}
+
+// maxExecTimeoutMS is the longest exec timeout the fake accepts: one day.
+const maxExecTimeoutMS = float64(24 * time.Hour / time.Millisecond)
+
+// startingReply is the newer servers' answer to exec on a machine still
+// booting: 409 in the canonical envelope, retryable, with the time left
+// until the machine runs as retry_after_ms (at least 1). The caller holds
+// Engine.mu.
+func (e *Engine) startingReply(m *machine) reply {
+	code, what := "COMPUTER_STARTING", "computer"
+	if m.templateType == templateSandbox {
+		code, what = "SANDBOX_STARTING", "sandbox"
+	}
+	wait := max(m.bootDue.Sub(e.now()), time.Millisecond)
+	return reply{status: http.StatusConflict, raw: map[string]any{"error": map[string]any{
+		"code":           code,
+		"message":        fmt.Sprintf("%s %s is still %s; nothing was run, retry shortly", what, m.id, m.status),
+		"details":        map[string]any{"id": m.id, "status": m.status},
+		"retryable":      true,
+		"retry_after_ms": int64((wait + time.Millisecond - 1) / time.Millisecond), // rounded up
+	}}}
+}
+
+// running reports whether the machine id runs. Otherwise it answers
+// itself: 404, 409 NOT_RUNNING, or (with Config.RetryableStarting) the
+// retryable 409 of a machine still booting.
+func (e *Engine) running(w http.ResponseWriter, what, id string) bool {
+	e.mu.Lock()
+	var refusal reply
+	m := e.machines[id]
+	switch {
+	case m == nil:
+		refusal = errorReply(http.StatusNotFound, "NOT_FOUND", "%s %q not found", what, id)
+	case e.cfg.RetryableStarting && (m.status == statusCreating || m.status == statusStarting):
+		refusal = e.startingReply(m)
+	case m.status != statusRunning:
+		refusal = errorReply(http.StatusConflict, "NOT_RUNNING", "%s %s is %s, not running", what, id, m.status)
+	}
+	e.mu.Unlock()
+	if refusal.status != 0 {
+		e.write(w, refusal)
+		return false
+	}
+	return true
+}
+
+// registeredResult returns what answers req without running it: its exact
+// registration, the fallback function's result, or the default; false when
+// the local shell is to run it instead.
+func (e *Engine) registeredResult(ctx context.Context, req ExecRequest) (ExecResult, bool) {
+	res, fallback, found := e.execs.lookup(req)
+	switch {
+	case found:
+		return res, true
+	case fallback != nil:
+		return fallback(ctx, req), true
+	case e.cfg.LocalShell:
+		return ExecResult{}, false
+	}
+	return defaultExec(req), true
 }
 
 // requestContext is r's context, also cancelled when the engine closes.

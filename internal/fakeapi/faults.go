@@ -18,41 +18,57 @@ import (
 type Drop int
 
 const (
-	// DropNone answers normally.
-	DropNone Drop = iota
-	// DropBeforeAct closes the connection without acting on the request.
+	// NoDrop answers normally.
+	NoDrop Drop = iota
+	// DropBeforeAct closes the connection without acting on the request:
+	// nothing happened on the server.
 	DropBeforeAct
-	// DropAfterAct acts on the request, then closes the connection without
-	// answering: the client cannot know that it succeeded.
+	// DropAfterAct acts on the request (the computer is created, the
+	// command runs), then closes the connection without answering, as when
+	// an answer is lost on the way back.
 	DropAfterAct
 )
 
-// Fault is a misbehaviour applied to the next requests that match it.
+// Always, as Fault.Times, applies a fault to every matching request until
+// the faults are cleared.
+const Always = -1
+
+// Fault is a misbehaviour the server applies to the next requests that
+// match it. A fault does one thing: answer with Status, Drop the
+// connection, or change the readiness Stream; Delay may come before any of
+// them, or alone.
 type Fault struct {
 	// Method matches the request method; "" matches any.
 	Method string
-	// Path matches the path relative to the base path, segment by segment;
-	// "*" matches any one segment. "" matches any path.
+	// Path matches the request path relative to the base URL, segment by
+	// segment; "*" matches any one segment, e.g. "/computers/*/exec".
+	// "" matches any path.
 	Path string
 	// Times is how many matching requests the fault applies to: 0 means
-	// one, a negative number every one until the faults are cleared.
+	// the next one only, Always (any negative number) every one until the
+	// faults are cleared.
 	Times int
-	// Delay holds the request this long before anything else happens.
+	// Delay holds each matching request this long before anything else
+	// happens (the request is then served normally unless another field
+	// says otherwise). It ends early if the client goes away.
 	Delay time.Duration
-	// Status answers with this status, without acting, when non-zero.
+	// Status, when non-zero, answers with this status without acting on
+	// the request.
 	Status int
-	// Body is the answer's body; empty means the error envelope with a
-	// code that fits Status.
+	// Body is the answer's body when Status is set. Empty means the API's
+	// error envelope, {"error":{"code":...,"message":...}}, with the code
+	// that fits Status (e.g. RATE_LIMITED for 429). Any bytes may be given,
+	// to reproduce other error shapes or non-JSON bodies.
 	Body []byte
-	// RetryAfter, when positive, is sent as a Retry-After header, in whole
-	// seconds rounded up.
+	// RetryAfter, when positive, is sent as a Retry-After header (whole
+	// seconds, rounded up).
 	RetryAfter time.Duration
 	// Header is added to the answer.
 	Header http.Header
 	// Drop cuts the connection instead of answering.
 	Drop Drop
-	// Stream changes the readiness stream; it applies only to
-	// GET /sandboxes/{id}/readiness/stream.
+	// Stream changes the readiness stream; such a fault matches only
+	// GET /sandboxes/{id}/readiness/stream, which is also its default Path.
 	Stream StreamFault
 }
 
@@ -64,7 +80,7 @@ const streamPath = "/sandboxes/*/readiness/stream"
 // implies.
 func (f *Fault) Validate() error {
 	actions := 0
-	for _, set := range []bool{f.Status != 0, f.Drop != DropNone, f.Stream != StreamNormal} {
+	for _, set := range []bool{f.Status != 0, f.Drop != NoDrop, f.Stream != StreamNormal} {
 		if set {
 			actions++
 		}
@@ -80,7 +96,7 @@ func (f *Fault) Validate() error {
 		return errors.New("fault Delay and RetryAfter must not be negative")
 	case f.Path != "" && !strings.HasPrefix(f.Path, "/"):
 		return fmt.Errorf("fault path %q must start with /, relative to the base URL (e.g. /computers/*/exec)", f.Path)
-	case f.Drop < DropNone || f.Drop > DropAfterAct || f.Stream < StreamNormal || f.Stream > StreamEndWithoutVerdict:
+	case f.Drop < NoDrop || f.Drop > DropAfterAct || f.Stream < StreamNormal || f.Stream > StreamEndWithoutVerdict:
 		return errors.New("unknown Drop or Stream value")
 	}
 	if f.Stream != StreamNormal {

@@ -10,24 +10,29 @@ import (
 	"time"
 )
 
-// Request is one request as the engine received it.
+// Request is one request the server received.
 type Request struct {
 	// Seq numbers requests from 1 in the order they arrived.
 	Seq int
-	// ID is the X-Request-ID the engine answered with.
+	// ID is the X-Request-ID the server answered with.
 	ID     string
 	Method string
-	// Path is relative to the base path, e.g. "/computers/cmp_1/exec".
+	// Path is relative to the base URL, e.g. "/computers/cmp_1/exec".
 	Path   string
 	Query  url.Values
 	Header http.Header
-	Body   []byte
-	// Status is the status answered; 0 while the request is still being
-	// served, or when its connection was dropped.
+	// Body is the request body as sent (nil when there was none).
+	Body []byte
+	// Status is the status the server answered; 0 while the request is
+	// still being served (an open readiness stream answers 200 at once) or
+	// when its connection was dropped.
 	Status int
 	// Time is when the request arrived.
 	Time time.Time
 }
+
+// IdempotencyKey returns the request's Idempotency-Key header.
+func (r Request) IdempotencyKey() string { return r.Header.Get("Idempotency-Key") }
 
 // requestLog keeps every request in arrival order.
 type requestLog struct {

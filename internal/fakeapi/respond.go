@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -85,6 +87,23 @@ func decodeFields(w http.ResponseWriter, r *http.Request) (map[string]json.RawMe
 	if body[0] != '{' || json.Unmarshal(body, &fields) != nil {
 		writeError(w, http.StatusBadRequest, "INVALID", "request body must be a JSON object")
 		return nil, false
+	}
+	return fields, true
+}
+
+// knownFields is decodeFields for a body whose keys must all be in known:
+// any other key is refused with 422 naming the accepted ones, so that no
+// field a client sends is silently dropped.
+func knownFields(w http.ResponseWriter, r *http.Request, known []string) (map[string]json.RawMessage, bool) {
+	fields, ok := decodeFields(w, r)
+	if !ok {
+		return nil, false
+	}
+	for _, key := range slices.Sorted(maps.Keys(fields)) {
+		if !slices.Contains(known, key) {
+			invalid(w, "unknown field %q; accepted fields are %v", key, known)
+			return nil, false
+		}
 	}
 	return fields, true
 }

@@ -9,10 +9,15 @@ import (
 	"time"
 )
 
+// forkFields are the keys POST /sandboxes/{id}/fork accepts.
+var forkFields = []string{"name", "snapshot_id", "external_user_id"}
+
 // forkSandbox serves POST /sandboxes/{id}/fork: a new sandbox with the
-// source's template, size, metadata and tags, booting like any new machine.
+// source's template, size, metadata and tags, booting like any new machine,
+// answered 200 with the bare sandbox as the official fixture shows. A key
+// other than forkFields is refused with 422.
 func (e *Engine) forkSandbox(w http.ResponseWriter, r *http.Request) {
-	fields, ok := decodeFields(w, r)
+	fields, ok := knownFields(w, r, forkFields)
 	if !ok {
 		return
 	}
@@ -39,7 +44,7 @@ func (e *Engine) forkSandbox(w http.ResponseWriter, r *http.Request) {
 			snapshotID:          snapshotID,
 		}
 		e.addMachine(fork)
-		return dataReply(http.StatusCreated, fork.view())
+		return bareReply(http.StatusOK, fork.view())
 	})
 }
 
@@ -51,15 +56,9 @@ var validSlug = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 // updateSandbox serves PATCH /sandboxes/{id}: only the updatable keys, each
 // type-checked; any other key is refused with 422 and nothing changes.
 func (e *Engine) updateSandbox(w http.ResponseWriter, r *http.Request) {
-	fields, ok := decodeFields(w, r)
+	fields, ok := knownFields(w, r, updatableFields)
 	if !ok {
 		return
-	}
-	for key := range fields {
-		if !slices.Contains(updatableFields, key) {
-			invalid(w, "%q cannot be updated; updatable fields are %v", key, updatableFields)
-			return
-		}
 	}
 	var (
 		name, slug          string
@@ -135,7 +134,8 @@ const maxPreviewExpiry = 7 * 24 * time.Hour
 
 // previewToken serves POST /sandboxes/{id}/preview-token: expires_in
 // seconds (default 3600, at most 7 days) and scope "read" (default) or
-// "interact".
+// "interact", answered 200 with the bare token, as every official fixture
+// shows.
 func (e *Engine) previewToken(w http.ResponseWriter, r *http.Request) {
 	fields, ok := decodeFields(w, r)
 	if !ok {
@@ -158,7 +158,7 @@ func (e *Engine) previewToken(w http.ResponseWriter, r *http.Request) {
 	}
 	e.withMachine(w, r, func(m *machine) reply {
 		token := newID("pvt_")
-		return dataReply(http.StatusCreated, map[string]any{
+		return bareReply(http.StatusOK, map[string]any{
 			"token":      token,
 			"url":        "https://" + m.id + ".preview.miosa.invalid/?token=" + token,
 			"expires_at": timeString(e.now().Add(time.Duration(expiresIn) * time.Second)),

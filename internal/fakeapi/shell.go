@@ -95,25 +95,24 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 	return t.combined.Write(p)
 }
 
-// run executes req with /bin/sh -c (or python3 -c) in the machine's
-// directory, with the request's env added to this process's, killed at the
-// request's timeout (exit code 124) or when ctx ends.
-func (s *localShell) run(ctx context.Context, req ExecRequest) ExecResult {
+// command prepares req to run with /bin/sh -c (or python3 -c) in the
+// machine's directory, with the request's env added to this process's,
+// killed at the request's timeout or when ctx ends: runCtx ends then, and
+// the caller must call cancel when done. timeout is the limit applied.
+func (s *localShell) command(ctx context.Context, req ExecRequest) (cmd *exec.Cmd, runCtx context.Context, cancel context.CancelFunc, timeout time.Duration, err error) {
 	dir, home, err := s.dir(req.ComputerID, req.WorkingDir)
 	if err != nil {
-		return ExecResult{ExitCode: 1, Stderr: fmt.Sprintf("miosatest: preparing the working directory: %v\n", err)}
+		return nil, nil, nil, 0, fmt.Errorf("preparing the working directory: %w", err)
 	}
-	timeout := req.Timeout
+	timeout = req.Timeout
 	if timeout <= 0 {
 		timeout = defaultExecTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var cmd *exec.Cmd
+	runCtx, cancel = context.WithTimeout(ctx, timeout)
 	if req.Python {
-		cmd = exec.CommandContext(ctx, "python3", "-c", req.Code)
+		cmd = exec.CommandContext(runCtx, "python3", "-c", req.Code)
 	} else {
-		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", req.Command)
+		cmd = exec.CommandContext(runCtx, "/bin/sh", "-c", req.Command)
 	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+home, "PWD="+dir)
@@ -124,33 +123,44 @@ func (s *localShell) run(ctx context.Context, req ExecRequest) ExecResult {
 	// A child that escaped the group and keeps the pipes open must not
 	// keep the answer waiting once the command itself was killed.
 	cmd.WaitDelay = time.Second
+	return cmd, runCtx, cancel, timeout, nil
+}
+
+// exitStatus turns how a command ended into its exit code, and a note for
+// its stderr when the shell would not have printed why.
+func exitStatus(runCtx context.Context, err error, timeout time.Duration) (code int, note string) {
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, ""
+	case runCtx.Err() == context.DeadlineExceeded:
+		return exitTimedOut, fmt.Sprintf("miosatest: command timed out after %s\n", timeout)
+	case errors.As(err, &exitErr) && exitErr.ExitCode() >= 0:
+		return exitErr.ExitCode(), ""
+	case errors.Is(err, exec.ErrNotFound):
+		return exitNotFound, fmt.Sprintf("miosatest: %v\n", err)
+	}
+	return 1, fmt.Sprintf("miosatest: %v\n", err)
+}
+
+// run executes req (see command) and returns its output once it ended; a
+// command killed at its timeout exits with 124.
+func (s *localShell) run(ctx context.Context, req ExecRequest) ExecResult {
+	cmd, runCtx, cancel, timeout, err := s.command(ctx, req)
+	if err != nil {
+		return ExecResult{ExitCode: 1, Stderr: fmt.Sprintf("miosatest: %v\n", err)}
+	}
+	defer cancel()
 	combined := &lockedBuffer{}
 	stdout, stderr := &teeWriter{combined: combined}, &teeWriter{combined: combined}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 
 	err = cmd.Run()
 	res := ExecResult{Stdout: stdout.own.String(), Stderr: stderr.own.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case ctx.Err() == context.DeadlineExceeded:
-		res.ExitCode = exitTimedOut
-		msg := fmt.Sprintf("miosatest: command timed out after %s\n", timeout)
-		res.Stderr += msg
-		combined.Write([]byte(msg))
-	case errors.As(err, &exitErr) && exitErr.ExitCode() >= 0:
-		res.ExitCode = exitErr.ExitCode()
-	case errors.Is(err, exec.ErrNotFound):
-		res.ExitCode = exitNotFound
-		msg := fmt.Sprintf("miosatest: %v\n", err)
-		res.Stderr += msg
-		combined.Write([]byte(msg))
-	default:
-		res.ExitCode = 1
-		msg := fmt.Sprintf("miosatest: %v\n", err)
-		res.Stderr += msg
-		combined.Write([]byte(msg))
-	}
+	var note string
+	res.ExitCode, note = exitStatus(runCtx, err, timeout)
+	res.Stderr += note
+	combined.Write([]byte(note))
 	res.Output = combined.buf.String()
 	return res
 }

@@ -4,21 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 )
 
-// StreamFault changes how the readiness stream behaves, for fault tests.
+// StreamFault changes how the readiness stream behaves.
 type StreamFault int
 
 const (
 	// StreamNormal is the stream as the server sends it.
 	StreamNormal StreamFault = iota
-	// StreamStall sends headers and heartbeats but never a verdict, until
-	// the client goes away or the server closes.
+	// StreamStall sends headers and ": keepalive" heartbeats but never a
+	// verdict, until the client goes away or the server closes.
 	StreamStall
 	// StreamEndWithoutVerdict sends headers and one heartbeat, then ends the
-	// response cleanly without a verdict.
+	// response cleanly without "ready" or "timeout".
 	StreamEndWithoutVerdict
 )
 
@@ -58,23 +59,15 @@ func (e *Engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	send := func(frame string) bool {
-		if _, err := fmt.Fprint(w, frame); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	send := startEventStream(w)
 	if !send(": keepalive\n\n") {
 		return
 	}
 
 	fault := streamFaultOf(r.Context())
+	if e.cfg.SilentReadinessStream && fault == StreamNormal {
+		fault = StreamStall
+	}
 	if fault == StreamEndWithoutVerdict {
 		return
 	}
@@ -114,5 +107,23 @@ func (e *Engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 		case <-e.closing:
 			return
 		}
+	}
+}
+
+// startEventStream answers 200 with a server-sent-event stream and returns
+// the function that sends one frame: written and flushed at once, false
+// once the client is gone.
+func startEventStream(w http.ResponseWriter) func(frame string) bool {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	return func(frame string) bool {
+		if _, err := io.WriteString(w, frame); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
 	}
 }

@@ -45,6 +45,8 @@ type machine struct {
 	createdAt           time.Time
 	updatedAt           time.Time
 	readyAt             time.Time
+	// bootDue is when a boot in progress makes the machine running.
+	bootDue time.Time
 	// ready is closed when the machine next becomes running; a machine
 	// that leaves "running" gets a new, open channel.
 	ready chan struct{}
@@ -90,7 +92,7 @@ func (m *machine) view() machineView {
 	v := machineView{
 		ID: m.id, Name: m.name, Slug: m.slug, Status: m.status,
 		TemplateType: m.templateType, Size: m.size,
-		Visibility: "private", TenantID: fakeTenant, WorkspaceID: fakeWorkspace,
+		Visibility: "tenant", TenantID: fakeTenant, WorkspaceID: fakeWorkspace,
 		Metadata: cloneMap(m.metadata), Tags: append([]string{}, m.tags...),
 		AlwaysOn: m.alwaysOn, TimeoutSec: m.timeoutSec, IdleTimeoutSec: m.idleTimeoutSec,
 		ExternalWorkspaceID: m.externalWorkspaceID, ExternalUserID: m.externalUserID,
@@ -141,6 +143,7 @@ func (e *Engine) boot(m *machine, via string) {
 	m.gen++
 	gen := m.gen
 	e.setStatus(m, via)
+	m.bootDue = e.now().Add(e.cfg.BootDelay)
 	e.after(e.cfg.BootDelay, func() {
 		if e.machines[m.id] == m && m.gen == gen {
 			e.setStatus(m, statusRunning)

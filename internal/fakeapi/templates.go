@@ -16,13 +16,21 @@ const (
 	templateFailed  = "failed"
 )
 
-// Build statuses, in the order a build moves through them.
+// Build statuses, in the order a build moves through them. Newer servers
+// (Config.BuildStates) add two steps and name success "ready".
 const (
-	buildQueued    = "queued"
-	buildBuilding  = "building"
-	buildSucceeded = "succeeded"
-	buildFailed    = "failed"
+	buildQueued       = "queued"
+	buildBuilding     = "building"
+	buildCertifying   = "certifying"
+	buildSnapshotting = "snapshotting"
+	buildSucceeded    = "succeeded"
+	buildReady        = "ready"
+	buildFailed       = "failed"
 )
+
+// buildFailedCode is the error_code of a failed build under
+// Config.BuildStates.
+const buildFailedCode = "BUILD_FAILED"
 
 // template is a sandbox template. Fields are guarded by Engine.mu.
 type template struct {
@@ -39,10 +47,12 @@ type template struct {
 	updatedAt   time.Time
 }
 
-func (t *template) view(withAliases bool) map[string]any {
+// view is the template as the API sends it; newer servers (states) name its
+// status "state".
+func (t *template) view(withAliases, states bool) map[string]any {
 	v := map[string]any{
 		"id": t.id, "tenant_id": fakeTenant, "name": t.name, "description": t.description,
-		"build_spec": cloneMap(t.buildSpec), "status": t.status, "image_ref": t.imageRef,
+		"build_spec": cloneMap(t.buildSpec), stateKey(states): t.status, "image_ref": t.imageRef,
 		"metadata":   cloneMap(t.metadata),
 		"created_at": timeString(t.createdAt), "updated_at": timeString(t.updatedAt),
 	}
@@ -67,13 +77,33 @@ type build struct {
 	finishedAt time.Time
 }
 
-func (b *build) view() map[string]any {
-	return map[string]any{
+// view is the build as the API sends it: with states, under the newer
+// servers' field names.
+func (b *build) view(states bool) map[string]any {
+	v := map[string]any{
 		"id": b.id, "template_id": b.templateID, "status": b.status,
 		"log_url": "https://logs.miosa.invalid/builds/" + b.id, "error": b.errText,
 		"created_at": timeString(b.createdAt), "started_at": nullableTime(b.startedAt),
 		"finished_at": nullableTime(b.finishedAt),
 	}
+	if states {
+		delete(v, "template_id")
+		delete(v, "status")
+		delete(v, "error")
+		v["sandbox_template_id"], v["state"] = b.templateID, b.status
+		v["error_code"], v["error_message"] = nil, nil
+		if b.status == buildFailed {
+			v["error_code"], v["error_message"] = buildFailedCode, b.errText
+		}
+	}
+	return v
+}
+
+func stateKey(states bool) string {
+	if states {
+		return "state"
+	}
+	return "status"
 }
 
 // findTemplate returns the template with this id or alias; the caller holds
@@ -98,7 +128,7 @@ func (e *Engine) listTemplates(w http.ResponseWriter, r *http.Request) {
 	all := slices.SortedFunc(maps.Values(e.templates), func(a, b *template) int { return a.seq - b.seq })
 	views := make([]map[string]any, 0, len(all))
 	for _, t := range all {
-		views = append(views, t.view(withAliases))
+		views = append(views, t.view(withAliases, e.cfg.BuildStates))
 	}
 	e.mu.Unlock()
 	writeList(w, views, nil)
@@ -112,7 +142,7 @@ func (e *Engine) getTemplate(w http.ResponseWriter, r *http.Request) {
 	t := e.findTemplate(id)
 	var v map[string]any
 	if t != nil {
-		v = t.view(true)
+		v = t.view(true, e.cfg.BuildStates)
 	}
 	e.mu.Unlock()
 	if t == nil {
@@ -164,7 +194,7 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) {
 		t.aliases = []string{t.aliases[0] + "-" + t.id[len(t.id)-6:]}
 	}
 	e.templates[t.id] = t
-	v := t.view(true)
+	v := t.view(true, e.cfg.BuildStates)
 	e.mu.Unlock()
 	writeData(w, http.StatusCreated, v)
 }
@@ -179,7 +209,7 @@ func (e *Engine) listBuilds(w http.ResponseWriter, r *http.Request) {
 		all := slices.SortedFunc(maps.Values(e.builds), func(a, b *build) int { return a.seq - b.seq })
 		for _, b := range all {
 			if b.templateID == t.id {
-				views = append(views, b.view())
+				views = append(views, b.view(e.cfg.BuildStates))
 			}
 		}
 	}
@@ -194,7 +224,8 @@ func (e *Engine) listBuilds(w http.ResponseWriter, r *http.Request) {
 // createBuild serves POST /sandbox-templates/{id}/builds. The body may carry
 // build_spec overrides, merged over the template's spec and validated. The
 // build moves queued → building → succeeded (or failed, when a failure was
-// asked for), one BuildStepDelay per step.
+// asked for), one BuildStepDelay per step; with Config.BuildStates, queued
+// → building → certifying → snapshotting → ready (or failed).
 func (e *Engine) createBuild(w http.ResponseWriter, r *http.Request) {
 	fields, ok := decodeFields(w, r)
 	if !ok {
@@ -225,13 +256,34 @@ func (e *Engine) createBuild(w http.ResponseWriter, r *http.Request) {
 		b.errText, e.failures = e.failures[0], e.failures[1:]
 	}
 	e.builds[b.id] = b
-	e.after(e.cfg.BuildStepDelay, func() {
-		b.status, b.startedAt = buildBuilding, e.now()
-		e.after(e.cfg.BuildStepDelay, func() { e.finishBuild(t, b) })
-	})
-	v := b.view()
+	e.advanceBuild(t, b, e.buildSteps())
+	v := b.view(e.cfg.BuildStates)
 	e.mu.Unlock()
 	writeData(w, http.StatusCreated, v)
+}
+
+// buildSteps are the states a build passes through after "queued".
+func (e *Engine) buildSteps() []string {
+	if e.cfg.BuildStates {
+		return []string{buildBuilding, buildCertifying, buildSnapshotting}
+	}
+	return []string{buildBuilding}
+}
+
+// advanceBuild moves b through steps, one BuildStepDelay each, then
+// finishes it; the caller holds Engine.mu.
+func (e *Engine) advanceBuild(t *template, b *build, steps []string) {
+	e.after(e.cfg.BuildStepDelay, func() {
+		if len(steps) == 0 {
+			e.finishBuild(t, b)
+			return
+		}
+		if b.startedAt.IsZero() {
+			b.startedAt = e.now()
+		}
+		b.status = steps[0]
+		e.advanceBuild(t, b, steps[1:])
+	})
 }
 
 // finishBuild ends b and updates its template; the caller holds Engine.mu.
@@ -246,6 +298,9 @@ func (e *Engine) finishBuild(t *template, b *build) {
 		return
 	}
 	b.status = buildSucceeded
+	if e.cfg.BuildStates {
+		b.status = buildReady
+	}
 	t.status = templateReady
 	t.imageRef = "registry.miosa.invalid/templates/" + t.id + ":" + b.id
 }
@@ -263,7 +318,7 @@ func (e *Engine) FailBuilds(n int, reason string) {
 }
 
 // validateSpec serves POST /sandbox-templates/validate with body
-// {"build_spec": {...}}: 200 {"valid": true, "errors": [], "build_spec":
+// {"build_spec": {...}}, answering bare: 200 {"valid": true, "errors": [], "build_spec":
 // normalized} for a good spec; for a bad one 200 {"valid": false, "errors":
 // [...]}, or 422 with the same fields when StrictValidation is set.
 func (e *Engine) validateSpec(w http.ResponseWriter, r *http.Request) {
@@ -282,14 +337,14 @@ func (e *Engine) validateSpec(w http.ResponseWriter, r *http.Request) {
 	}
 	problems := checkBuildSpec(spec)
 	if len(problems) == 0 {
-		writeData(w, http.StatusOK, map[string]any{"valid": true, "errors": []string{}, "build_spec": normalizeSpec(spec)})
+		e.write(w, bareReply(http.StatusOK, map[string]any{"valid": true, "errors": []string{}, "build_spec": normalizeSpec(spec)}))
 		return
 	}
 	if e.cfg.StrictValidation {
 		writeInvalidSpec(w, problems)
 		return
 	}
-	writeData(w, http.StatusOK, map[string]any{"valid": false, "errors": problems})
+	e.write(w, bareReply(http.StatusOK, map[string]any{"valid": false, "errors": problems}))
 }
 
 // writeInvalidSpec answers 422 with both the error envelope and the list of

@@ -43,9 +43,18 @@ func (m Meta) HasMore() bool {
 // ErrNotJSON is returned for a body that is not a JSON value of the expected kind.
 var ErrNotJSON = errors.New("response is not the expected JSON")
 
-// Object returns the JSON object inside body, unwrapping the first of "data",
-// "result" or names whose value is itself an object. A bare object is returned
-// as it is. An empty body yields nil and no error.
+// maxKeys bounds how many keys Object and List look for; callers name at
+// most a few of their own.
+const maxKeys = 12
+
+// Object returns the JSON object inside body, unwrapping the first of the
+// caller's names, "data" or "result" whose value is itself an object. A bare
+// object is returned as it is. An empty body yields nil and no error.
+//
+// Object checks the structure of body's top level (keys, separators, the
+// closing brace, nothing after it) but does not validate the values it
+// skips: the caller decodes the object it gets back, which validates it,
+// and validating it here too would read every answer twice.
 func Object(body []byte, names ...string) (json.RawMessage, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -54,11 +63,12 @@ func Object(body []byte, names ...string) (json.RawMessage, error) {
 	if body[0] != '{' {
 		return nil, fmt.Errorf("%w: want an object, got %s", ErrNotJSON, describe(body))
 	}
-	if !json.Valid(body) {
+	var found [maxKeys]json.RawMessage
+	values := found[:min(len(names), maxKeys-len(objectWrappers))+len(objectWrappers)]
+	if !members(body, values, names, objectWrappers) {
 		return nil, fmt.Errorf("%w: malformed object", ErrNotJSON)
 	}
-	keys := slices.Concat(names, objectWrappers)
-	for _, inner := range members(body, keys) {
+	for _, inner := range values {
 		if len(inner) > 0 && inner[0] == '{' {
 			return inner, nil
 		}
@@ -70,30 +80,36 @@ func Object(body []byte, names ...string) (json.RawMessage, error) {
 // any. It accepts a bare array, or an object holding the array under one of
 // names, "data", "items" or "results"; a "data" object holding any of those
 // is looked into once more. An empty body or a null list is an empty list.
+// Like Object, it checks the structure of the objects it walks and leaves
+// validating the list to its caller's decoding.
 func List(body []byte, names ...string) (json.RawMessage, *Meta, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || bytes.Equal(body, []byte("null")) {
 		return nil, nil, nil
 	}
 	switch body[0] {
-	case '[', '{':
+	case '[':
+		if valueEnd(body, 0) != len(body) {
+			return nil, nil, fmt.Errorf("%w: malformed list", ErrNotJSON)
+		}
+		return body, nil, nil
+	case '{':
 	default:
 		return nil, nil, fmt.Errorf("%w: want a list, got %s", ErrNotJSON, describe(body))
 	}
-	if !json.Valid(body) {
-		return nil, nil, fmt.Errorf("%w: malformed list", ErrNotJSON)
-	}
-	if body[0] == '[' {
-		return body, nil, nil
-	}
-	keys := slices.Concat(names, listWrappers, []string{"meta"})
+	names = names[:min(len(names), maxKeys-len(listWrappers)-1)]
+	var found [maxKeys]json.RawMessage
+	values := found[:len(names)+len(listWrappers)+1] // the last is "meta"
 	for depth := 0; depth < 2; depth++ {
-		values := members(body, keys)
-		meta, err := decodeMeta(values[len(keys)-1])
+		clear(values)
+		if !members(body, values, names, listWrappers, metaKey) {
+			return nil, nil, fmt.Errorf("%w: malformed list", ErrNotJSON)
+		}
+		meta, err := decodeMeta(values[len(values)-1])
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, inner := range values[:len(keys)-1] {
+		for _, inner := range values[:len(values)-1] {
 			if len(inner) > 0 && inner[0] == '[' {
 				return inner, meta, nil
 			}
@@ -101,40 +117,65 @@ func List(body []byte, names ...string) (json.RawMessage, *Meta, error) {
 				return nil, meta, nil
 			}
 		}
-		data := values[slices.Index(keys, "data")]
+		data := values[len(names)] // listWrappers[0] is "data"
 		if len(data) == 0 || data[0] != '{' {
 			break
 		}
 		body = data
 	}
-	return nil, nil, fmt.Errorf("%w: no list under %q", ErrNotJSON, keys[:len(keys)-1])
+	return nil, nil, fmt.Errorf("%w: no list under %q", ErrNotJSON, slices.Concat(names, listWrappers))
 }
 
-// members returns, for each of keys, the value that key has in the JSON
-// object obj (the last one if it repeats, as encoding/json does), or nil.
-// It walks obj's top level once without decoding or copying anything, so it
-// relies on obj being valid JSON: callers check with json.Valid first.
-func members(obj []byte, keys []string) []json.RawMessage {
-	values := make([]json.RawMessage, len(keys))
+var metaKey = []string{"meta"}
+
+// members walks the top level of the JSON object obj once, without decoding
+// or copying anything, and sets values[k] to the value of the k-th key of
+// keyLists taken in order (the last one if a key repeats, as encoding/json
+// does). It reports false when obj is not structured as one object: a key
+// that is not a string, a missing colon or comma, an unclosed value, or
+// anything after the closing brace.
+func members(obj []byte, values []json.RawMessage, keyLists ...[]string) bool {
 	i := skipSpace(obj, 1)
+	if i < len(obj) && obj[i] == '}' {
+		return skipSpace(obj, i+1) == len(obj)
+	}
 	for i < len(obj) && obj[i] == '"' {
 		keyEnd := stringEnd(obj, i)
-		key := obj[i:keyEnd]
-		i = skipSpace(obj, skipSpace(obj, keyEnd)+1) // past ':'
-		valueEnd := valueEnd(obj, i)
-		if k := keyIndex(key, keys); k >= 0 {
-			values[k] = obj[i:valueEnd]
+		if keyEnd > len(obj) || obj[keyEnd-1] != '"' || keyEnd-i < 2 {
+			return false
 		}
-		i = skipSpace(obj, valueEnd)
-		if i < len(obj) && obj[i] == ',' {
+		key := obj[i:keyEnd]
+		i = skipSpace(obj, keyEnd)
+		if i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		i = skipSpace(obj, i+1)
+		end := valueEnd(obj, i)
+		if end == i || end > len(obj) {
+			return false
+		}
+		if k := keyIndex(key, keyLists); k >= 0 && k < len(values) {
+			values[k] = obj[i:end]
+		}
+		i = skipSpace(obj, end)
+		if i >= len(obj) {
+			return false
+		}
+		switch obj[i] {
+		case ',':
 			i = skipSpace(obj, i+1)
+		case '}':
+			return skipSpace(obj, i+1) == len(obj)
+		default:
+			return false
 		}
 	}
-	return values
+	return false
 }
 
-// keyIndex returns the index in keys of the quoted JSON string key, or -1.
-func keyIndex(key []byte, keys []string) int {
+// keyIndex returns the index of the quoted JSON string key in keyLists
+// taken in order, or -1.
+func keyIndex(key []byte, keyLists [][]string) int {
 	unquoted := key[1 : len(key)-1]
 	if bytes.IndexByte(unquoted, '\\') >= 0 {
 		var s string
@@ -143,9 +184,13 @@ func keyIndex(key []byte, keys []string) int {
 		}
 		unquoted = []byte(s)
 	}
-	for k, name := range keys {
-		if string(unquoted) == name {
-			return k
+	k := 0
+	for _, keys := range keyLists {
+		for _, name := range keys {
+			if string(unquoted) == name {
+				return k
+			}
+			k++
 		}
 	}
 	return -1
@@ -158,7 +203,8 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the JSON string starting at b[i].
+// stringEnd returns the index just past the JSON string starting at b[i],
+// or len(b)+1 when the string is not closed.
 func stringEnd(b []byte, i int) int {
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
@@ -168,13 +214,15 @@ func stringEnd(b []byte, i int) int {
 			return j + 1
 		}
 	}
-	return len(b)
+	return len(b) + 1
 }
 
-// valueEnd returns the index just past the JSON value starting at b[i].
+// valueEnd returns the index just past the JSON value starting at b[i], or
+// len(b)+1 when a string, object or array is not closed. Scalars are not
+// checked: whoever decodes the value does that.
 func valueEnd(b []byte, i int) int {
 	if i >= len(b) {
-		return len(b)
+		return i
 	}
 	switch b[i] {
 	case '"':
@@ -193,7 +241,7 @@ func valueEnd(b []byte, i int) int {
 				}
 			}
 		}
-		return len(b)
+		return len(b) + 1
 	}
 	j := i // a number, true, false or null
 	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {

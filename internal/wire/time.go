@@ -31,6 +31,11 @@ func (t *Time) UnmarshalJSON(data []byte) error {
 		t.Time = time.Unix(0, int64(secs*float64(time.Second))).UTC()
 		return nil
 	}
+	// The common case, an RFC 3339 string without escapes, parses from the
+	// bytes without a string copy.
+	if t.Time.UnmarshalJSON(data) == nil {
+		return nil
+	}
 	var s string
 	if len(data) >= 2 && data[len(data)-1] == '"' && !bytes.ContainsRune(data, '\\') {
 		s = string(data[1 : len(data)-1]) // no escapes: the common case, without a second decode
