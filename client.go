@@ -2,15 +2,11 @@ package miosa
 
 import (
 	"cmp"
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
-	"time"
 )
 
 // Client talks to the MIOSA API. It is safe for concurrent use; create one
@@ -87,47 +83,6 @@ func newHTTPClient() *http.Client {
 	t.MaxIdleConnsPerHost = 64
 	t.ForceAttemptHTTP2 = true
 	return &http.Client{Transport: t}
-}
-
-// isTransient reports whether a failed poll is worth another one: a
-// retryable status or a transport failure.
-func isTransient(err error) bool {
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Temporary()
-	}
-	var urlErr *url.Error
-	return errors.As(err, &urlErr)
-}
-
-// pollUntil calls check every interval (or after the server's Retry-After
-// hint, if longer) until it reports done, or fails with a permanent error,
-// or ctx ends. Transient failures do not end the wait. Each check makes one
-// request at a time and is not retried by the pipeline: the poll loop is the
-// retry.
-func pollUntil(ctx context.Context, interval time.Duration, check func(context.Context) (bool, error)) error {
-	for {
-		done, err := check(ctx)
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		if err == nil && done {
-			return nil
-		}
-		wait := interval
-		if err != nil {
-			if !isTransient(err) {
-				return err
-			}
-			var apiErr *APIError
-			if errors.As(err, &apiErr) {
-				wait = max(wait, apiErr.RetryAfter)
-			}
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return context.Cause(ctx)
-		}
-	}
 }
 
 // Format prints the client with its base URL and never its API key, under

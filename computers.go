@@ -2,7 +2,6 @@ package miosa
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -351,16 +350,23 @@ const (
 	defaultStatusInterval = 2 * time.Second
 )
 
-// errLocalTimeout marks a wait ended by WaitOptions.Timeout rather than by
-// the caller's context.
-var errLocalTimeout = errors.New("wait timeout")
-
 // WaitForStatus polls GET /computers/{id} (every 2 s by default) until the
-// computer reaches want, and returns it. It fails as soon as the status
-// becomes "error", with an error matching ErrWaitTimeout when
-// WaitOptions.Timeout (default 5 min) passes, at once on a permanent API
-// error (such as 401, 403 or 404), and with the context's error when ctx
-// ends. Transient errors (429, 5xx, network) do not end the wait.
+// computer reaches want, and returns it. It sends only reads, each tried
+// once per poll. The wait ends:
+//   - with the computer and a nil error when it reaches want;
+//   - at the first poll that shows it cannot get there any more, with a
+//     *MachineStateError: the computer is in state "error" (unless want is
+//     "error", "destroying" or "destroyed"), being destroyed or destroyed
+//     (unless want is "destroyed"), or gone (a 404; the error then matches
+//     ErrNotFound);
+//   - with an error matching ErrWaitTimeout when WaitOptions.Timeout
+//     (default 5 min) passes;
+//   - at once on another permanent API error (such as 401 or 403);
+//   - with the context's error when ctx ends.
+//
+// Transient errors (429, 5xx, network) do not end the wait; a Retry-After
+// longer than the interval is honoured. The computer last seen is returned
+// with every error after the first successful poll.
 func (s *ComputersService) WaitForStatus(ctx context.Context, id string, want ComputerStatus, wait WaitOptions, opts ...Option) (*Computer, error) {
 	if _, err := computerPath(id, ""); err != nil {
 		return nil, err
@@ -368,72 +374,31 @@ func (s *ComputersService) WaitForStatus(ctx context.Context, id string, want Co
 	if want == "" {
 		return nil, fmt.Errorf("%w: the status to wait for is empty", ErrInvalidParams)
 	}
-	timeout, interval, err := wait.resolve(defaultStatusTimeout, defaultStatusInterval)
+	wantText := strconv.Quote(string(want))
+	p, err := wait.poller("computer "+id+" to be "+wantText, defaultStatusTimeout, defaultStatusInterval, opts)
 	if err != nil {
 		return nil, err
 	}
-	pollOpts := append(opts[:len(opts):len(opts)], WithMaxRetries(0))
 	var last *Computer
-	err = waitPolling(ctx, timeout, interval, "computer "+id, func(ctx context.Context) (bool, error) {
-		c, err := s.Get(ctx, id, pollOpts...)
+	err = p.run(ctx, func(ctx context.Context) (bool, error) {
+		c, err := s.Get(ctx, id, p.opts...)
 		if err != nil {
-			return false, err
+			return false, machineGone(err, "computer", id, wantText)
 		}
 		last = c
-		if c.Status == StatusError && want != StatusError {
-			return false, fmt.Errorf("miosa: computer %s is in state %q, waiting for %q", id, c.Status, want)
+		if cannotReach(c.Status, want) {
+			return false, &MachineStateError{ID: id, Status: c.Status, kind: "computer", want: wantText}
 		}
 		return c.Status == want, nil
-	}, func() error {
-		state := "unknown"
-		if last != nil {
-			state = string(last.Status)
-		}
-		return fmt.Errorf("%w: computer %s is %q after %s, waiting for %q", ErrWaitTimeout, id, state, timeout, want)
 	})
+	if errors.Is(err, errLocalTimeout) {
+		state := "its state is unknown"
+		if last != nil {
+			state = fmt.Sprintf("it is %q", last.Status)
+		}
+		err = p.timedOut(state)
+	}
 	return last, err
-}
-
-// waitPolling runs pollUntil under the wait's own timeout and says how the
-// wait ended, the same way for every status wait: nil once check reports
-// done; timedOut's error (which should match ErrWaitTimeout) when the timeout
-// passed first; the caller's context error, naming what was awaited, when ctx
-// ended; otherwise check's permanent error as it is. The caller's context
-// and the local timeout are told apart because only the former is the
-// caller's own decision to stop.
-func waitPolling(ctx context.Context, timeout, interval time.Duration, what string, check func(context.Context) (bool, error), timedOut func() error) error {
-	waitCtx, cancel := context.WithTimeoutCause(ctx, timeout, errLocalTimeout)
-	defer cancel()
-	err := pollUntil(waitCtx, interval, check)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, errLocalTimeout) && ctx.Err() == nil:
-		return timedOut()
-	case ctx.Err() != nil:
-		return fmt.Errorf("miosa: waiting for %s: %w", what, ctx.Err())
-	}
-	return err
-}
-
-// WaitOptions tunes a wait: Sandboxes.WaitUntilReady, Computers.WaitForStatus
-// and SandboxTemplates.WaitForBuild. The zero value uses the defaults.
-type WaitOptions struct {
-	// Timeout bounds the whole wait; 0 means 30 s for sandbox readiness and
-	// 5 min for computer status and template builds.
-	Timeout time.Duration
-	// PollOnly skips the readiness stream and polls from the start.
-	PollOnly bool
-	// PollInterval is the time between polls; 0 means 10 ms for sandbox
-	// readiness and 2 s for computer status and template builds.
-	PollInterval time.Duration
-}
-
-func (w WaitOptions) resolve(defaultTimeout, defaultInterval time.Duration) (timeout, interval time.Duration, err error) {
-	if w.Timeout < 0 || w.PollInterval < 0 {
-		return 0, 0, fmt.Errorf("%w: wait timeout and poll interval must not be negative", ErrInvalidParams)
-	}
-	return cmp.Or(w.Timeout, defaultTimeout), cmp.Or(w.PollInterval, defaultInterval), nil
 }
 
 // computerPath returns /computers/{id}{suffix} with id escaped.

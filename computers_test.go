@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -347,11 +348,12 @@ func TestComputersAll_StopsAfterMaxListPages(t *testing.T) {
 	// Every page is new and the total never runs out. In memory, because
 	// the walk takes maxListPages requests.
 	var requests atomic.Int64
-	rec := &recorder{respond: func(w http.ResponseWriter, r *http.Request, n int) {
+	endless := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		requests.Add(1)
-		writeJSON(w, 200, `{"data":[{"id":"c`+r.URL.Query().Get("page")+`"}],"meta":{"total":2147483647,"page":1,"per_page":1}}`)
-	}}
-	c := newFakeClient(t, rec)
+		body := `{"data":[{"id":"c` + r.URL.Query().Get("page") + `"}],"meta":{"total":2147483647,"page":1,"per_page":1}}`
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+	})
+	c := newTestClient(t, "https://api.test/api/v1", WithHTTPClient(&http.Client{Transport: endless}))
 	items := 0
 	var errs []error
 	for _, err := range c.Computers.All(t.Context(), ComputerListParams{}) {
@@ -468,13 +470,28 @@ func TestWaitForStatus(t *testing.T) {
 			func(t *testing.T, c *Computer, err error) { require.NoError(t, err) }, WaitOptions{}},
 		{"error status ends the wait", []string{"creating", "error"}, StatusRunning, 2, 2 * time.Second,
 			func(t *testing.T, c *Computer, err error) {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), "cmp_1")
-				assert.Contains(t, err.Error(), `"error"`)
+				var stateErr *MachineStateError
+				require.ErrorAs(t, err, &stateErr)
+				assert.Equal(t, &MachineStateError{ID: "cmp_1", Status: StatusError, kind: "computer", want: `"running"`}, stateErr)
+				assert.Equal(t, `miosa: computer cmp_1 is in state "error" while waiting for "running"`, err.Error())
 				assert.NotErrorIs(t, err, ErrWaitTimeout)
 				require.NotNil(t, c)
 				assert.Equal(t, StatusError, c.Status)
 			}, WaitOptions{}},
+		{"destroying ends the wait", []string{"stopping", "destroying"}, StatusStopped, 2, 2 * time.Second,
+			func(t *testing.T, c *Computer, err error) {
+				var stateErr *MachineStateError
+				require.ErrorAs(t, err, &stateErr)
+				assert.Equal(t, StatusDestroying, stateErr.Status)
+			}, WaitOptions{}},
+		{"destroyed ends the wait", []string{"destroyed"}, StatusRunning, 1, 0,
+			func(t *testing.T, c *Computer, err error) {
+				var stateErr *MachineStateError
+				require.ErrorAs(t, err, &stateErr)
+				assert.Equal(t, StatusDestroyed, stateErr.Status)
+			}, WaitOptions{}},
+		{"a wait for destroyed passes through error and destroying", []string{"error", "destroying", "destroyed"}, StatusDestroyed, 3, 4 * time.Second,
+			func(t *testing.T, c *Computer, err error) { require.NoError(t, err) }, WaitOptions{}},
 		{"waiting for error reaches it", []string{"error"}, StatusError, 1, 0,
 			func(t *testing.T, c *Computer, err error) { require.NoError(t, err) }, WaitOptions{}},
 		{"timeout", []string{"creating"}, StatusRunning, 5, 9 * time.Second,
@@ -492,8 +509,14 @@ func TestWaitForStatus(t *testing.T) {
 			func(t *testing.T, c *Computer, err error) { require.ErrorIs(t, err, ErrUnauthorized) }, WaitOptions{}},
 		{"403 ends the wait", []string{"403"}, StatusRunning, 1, 0,
 			func(t *testing.T, c *Computer, err error) { require.ErrorIs(t, err, ErrForbidden) }, WaitOptions{}},
-		{"404 ends the wait", []string{"404"}, StatusRunning, 1, 0,
-			func(t *testing.T, c *Computer, err error) { require.ErrorIs(t, err, ErrNotFound) }, WaitOptions{}},
+		{"404 ends the wait: the computer is gone", []string{"creating", "404"}, StatusRunning, 2, 2 * time.Second,
+			func(t *testing.T, c *Computer, err error) {
+				require.ErrorIs(t, err, ErrNotFound)
+				var stateErr *MachineStateError
+				require.ErrorAs(t, err, &stateErr)
+				assert.Equal(t, StatusDestroyed, stateErr.Status)
+				assert.Contains(t, err.Error(), "computer cmp_1 is gone")
+			}, WaitOptions{}},
 		{"503 keeps polling", []string{"503", "503", "500", "running"}, StatusRunning, 4, 6 * time.Second,
 			func(t *testing.T, c *Computer, err error) { require.NoError(t, err) }, WaitOptions{}},
 	}
@@ -580,20 +603,5 @@ func TestWaitForStatus_TransportFailuresKeepPolling(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, StatusRunning, got.Status)
 		assert.Equal(t, int32(3), calls.Load())
-	})
-}
-
-func TestPollUntil_HonoursALongerRetryAfter(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var n atomic.Int32
-		start := time.Now()
-		err := pollUntil(t.Context(), time.Second, func(ctx context.Context) (bool, error) {
-			if n.Add(1) == 1 {
-				return false, &APIError{StatusCode: 429, RetryAfter: 7 * time.Second}
-			}
-			return true, nil
-		})
-		require.NoError(t, err)
-		assert.Equal(t, 7*time.Second, time.Since(start))
 	})
 }

@@ -2,6 +2,7 @@ package miosa_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -160,6 +161,49 @@ func TestFlow_WaitUntilReadyWhenTheStreamMisbehaves(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.ready, ready)
 			assert.Len(t, srv.RequestsTo("GET", "/sandboxes/*/readiness/stream"), 1, "the stream is never reopened")
+		})
+	}
+}
+
+// TestFlow_WaitForASandboxThatFailsOrVanishes runs WaitUntilReady against
+// the fake's real readiness stream, which says nothing about a sandbox that
+// failed or was deleted: the wait must still end within about a second,
+// with a MachineStateError.
+func TestFlow_WaitForASandboxThatFailsOrVanishes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		wait    miosa.WaitOptions
+		breakIt func(srv *miosatest.Server, client *miosa.Client, id string) error
+		want    miosa.ComputerStatus
+		gone    bool
+	}{
+		{"fails, stream", miosa.WaitOptions{}, func(srv *miosatest.Server, _ *miosa.Client, id string) error {
+			return srv.SetStatus(id, miosa.StatusError)
+		}, miosa.StatusError, false},
+		{"fails, poll only", miosa.WaitOptions{PollOnly: true}, func(srv *miosatest.Server, _ *miosa.Client, id string) error {
+			return srv.SetStatus(id, miosa.StatusError)
+		}, miosa.StatusError, false},
+		{"deleted, stream", miosa.WaitOptions{}, func(_ *miosatest.Server, client *miosa.Client, id string) error {
+			return client.Computers.Destroy(context.Background(), id)
+		}, miosa.StatusDestroyed, true},
+		{"deleted, poll only", miosa.WaitOptions{PollOnly: true}, func(_ *miosatest.Server, client *miosa.Client, id string) error {
+			return client.Computers.Destroy(context.Background(), id)
+		}, miosa.StatusDestroyed, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := miosatest.NewServer(t, miosatest.WithBootDelay(time.Hour))
+			client := srv.Client()
+			sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{Name: "doomed"})
+			require.NoError(t, err)
+			time.AfterFunc(50*time.Millisecond, func() { assert.NoError(t, tc.breakIt(srv, client, sb.ID)) })
+
+			ready, err := client.Sandboxes.WaitUntilReady(t.Context(), sb.ID, tc.wait)
+			assert.False(t, ready)
+			var stateErr *miosa.MachineStateError
+			require.ErrorAs(t, err, &stateErr)
+			assert.Equal(t, tc.want, stateErr.Status)
+			assert.Equal(t, tc.gone, errors.Is(err, miosa.ErrNotFound))
 		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/miosa-ai/miosa-go"
+	"github.com/miosa-ai/miosa-go/miosatest"
 )
 
 // These tests pin what newer servers send (the wire contract, sections 3
@@ -174,4 +175,18 @@ func TestDecoding_AnObjectWithoutAnIDIsAnError(t *testing.T) {
 			})
 		}
 	}
+}
+
+func TestExec_RetryableStartingIsRetriedUntilTheSandboxRuns(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithRetryableStarting(), miosatest.WithBootDelay(30*time.Millisecond))
+	client := srv.Client()
+	sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+	require.NoError(t, err)
+	res, err := client.Exec.Run(t.Context(), sb.ID, miosa.ExecParams{Command: "echo up"})
+	require.NoError(t, err, "retryable: true promises nothing ran, so exec may be sent again")
+	assert.Equal(t, "up\n", res.Stdout)
+	execs := srv.RequestsTo("POST", "/computers/*/exec")
+	require.GreaterOrEqual(t, len(execs), 2)
+	assert.Equal(t, http.StatusConflict, execs[0].Status)
+	assert.Equal(t, http.StatusOK, execs[len(execs)-1].Status)
 }

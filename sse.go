@@ -33,9 +33,6 @@ const (
 	// maxStreamEvent bounds one event block of the readiness stream. A larger
 	// event ends the stream and the wait falls back to polling.
 	maxStreamEvent = 1 << 20
-	// maxStreamDrain is how much of a refused stream response is read so its
-	// connection can be reused; beyond it the connection is closed.
-	maxStreamDrain = 4 << 10
 )
 
 // Event names of the readiness stream that decide a wait. Every other event,
@@ -80,17 +77,33 @@ func (e *streamRefusedError) Error() string {
 // 404 from a server that predates it, any other refusal, a network failure,
 // or the stream ending without a verdict) it polls
 // GET /sandboxes/{id}/readiness every WaitOptions.PollInterval (default
-// 10 ms), one request at a time and honouring Retry-After.
-// WaitOptions.PollOnly skips the stream. The stream is opened at most once
-// per call and is never reconnected.
+// 10 ms), one request at a time and honouring Retry-After. A refused stream
+// costs at most 100 ms (and 256 KiB) of its body before polling starts,
+// however long the body would run. WaitOptions.PollOnly
+// skips the stream. The stream is opened at most once per call and is never
+// reconnected.
+//
+// An open stream is not trusted to speak: a proxy may buffer it, and the
+// server sends nothing on it for a sandbox that failed or was deleted. So
+// while it is open without a verdict, readiness is also checked by polling,
+// once a second (or every PollInterval, if longer), one request at a time.
+//
+// A sandbox that can never become ready ends the wait with a
+// *MachineStateError, within about a second of the server saying so, in
+// stream and poll mode alike: a readiness answer with status "error",
+// "destroying" or "destroyed"; the same status from GET /computers/{id},
+// which the wait also asks about once a second because a readiness answer
+// need not carry a status; or a 404 for the sandbox (the error then matches
+// ErrNotFound).
 //
 // The caller can rely on:
 //   - (true, nil) when the server reports the sandbox ready;
 //   - (false, nil) when the server's own wait expires (its "timeout" event;
 //     no polling follows) or when WaitOptions.Timeout (default 30 s), which
 //     bounds the stream and polling together, passes;
+//   - (false, *MachineStateError) when the sandbox failed or is gone;
 //   - an error wrapping ctx's error, promptly, when ctx ends first;
-//   - an error when a poll fails permanently (401, 403, 404 and other
+//   - an error when a poll fails permanently (401, 403 and other
 //     non-transient answers); 429, 5xx and network errors are polled through.
 //
 // Every request carries the same authentication, user agent and extra
@@ -105,7 +118,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	if err != nil {
 		return false, err
 	}
-	timeout, interval, err := wait.resolve(defaultReadyTimeout, defaultReadyInterval)
+	p, err := wait.poller("sandbox "+id+" to be ready", defaultReadyTimeout, defaultReadyInterval, opts)
 	if err != nil {
 		return false, err
 	}
@@ -114,75 +127,174 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("miosa: waiting for sandbox %s to be ready: %w", id, err)
+		return false, p.ended(ctx, err)
 	}
 	start := time.Now()
-	waitCtx, cancel := context.WithTimeoutCause(ctx, timeout, errLocalTimeout)
+	waitCtx, cancel := p.bound(ctx)
 	defer cancel()
+	check := &readinessCheck{sandboxes: s, id: id, opts: p.opts, statusDue: start.Add(statusCheckInterval)}
 
-	decision := readinessDecision{path: path, start: start}
+	outcome := readinessOutcome{path: path, start: start}
+	err = errNoVerdict
 	if !wait.PollOnly {
-		verdict, streamErr := s.client.readinessStream(waitCtx, st, path+"/stream")
-		decision.streamErr = streamErr
-		switch verdict {
-		case verdictReady:
-			return decision.finish(ctx, st, "stream", true, nil)
-		case verdictTimeout:
-			return decision.finish(ctx, st, "stream", false, nil)
+		outcome.decidedBy = "stream"
+		err = s.client.streamWithProbe(waitCtx, st, path+"/stream", check, max(p.interval, streamProbeInterval), &outcome)
+	}
+	if errors.Is(err, errNoVerdict) {
+		outcome.decidedBy = "poll"
+		err = context.Cause(waitCtx)
+		if err == nil {
+			err = pollUntil(waitCtx, p.interval, check.ready)
 		}
 	}
-
-	if waitCtx.Err() != nil {
-		err = context.Cause(waitCtx)
-	} else {
-		// Retries are off: each poll is one attempt, and the poll loop itself
-		// retries transient failures without ever having two in flight.
-		pollOpts := append(opts[:len(opts):len(opts)], WithMaxRetries(0))
-		err = pollUntil(waitCtx, interval, func(ctx context.Context) (bool, error) {
-			r, err := s.Readiness(ctx, id, pollOpts...)
-			if err != nil {
-				return false, err
-			}
-			return r.Ready, nil
-		})
-	}
-	switch {
+	switch err = p.ended(ctx, err); {
 	case err == nil:
-		return decision.finish(ctx, st, "poll", true, nil)
-	case ctx.Err() != nil:
-		return decision.finish(ctx, st, "context", false,
-			fmt.Errorf("miosa: waiting for sandbox %s to be ready: %w", id, ctx.Err()))
+		outcome.ready = true
 	case errors.Is(err, errLocalTimeout):
-		return decision.finish(ctx, st, "local timeout", false, nil)
+		outcome.decidedBy, err = "local timeout", nil
+	case ctx.Err() != nil:
+		outcome.decidedBy = "context"
+	case errors.Is(err, errStreamTimeout):
+		err = nil
 	}
-	return decision.finish(ctx, st, "poll", false, err)
+	outcome.log(ctx, st, err)
+	return outcome.ready, err
 }
 
-// readinessDecision gathers what the one debug line of a wait reports.
-type readinessDecision struct {
+const (
+	// streamProbeInterval is how often readiness is checked by polling
+	// while the stream is open without a verdict.
+	streamProbeInterval = time.Second
+	// statusCheckInterval is how often a readiness wait also asks for the
+	// machine's own status.
+	statusCheckInterval = time.Second
+)
+
+var (
+	// errNoVerdict is a stream phase that did not decide the wait: polling
+	// follows.
+	errNoVerdict = errors.New("the stream gave no verdict")
+	// errStreamTimeout is the server's "timeout" event: not ready, no
+	// polling.
+	errStreamTimeout = errors.New("the server's wait timed out")
+)
+
+// readinessCheck asks the server whether a sandbox is ready, and whether it
+// can still become ready. It is used by one goroutine at a time.
+type readinessCheck struct {
+	sandboxes *SandboxesService
+	id        string
+	opts      []Option
+	// statusDue is when the machine's own status is next asked for. The
+	// readiness answer's status is not known to be sent by every server, so
+	// GET /computers/{id} is the authority on "error" and "destroyed".
+	statusDue time.Time
+}
+
+const readyWant = "it to be ready"
+
+// ready is one poll: done when the sandbox is ready; a *MachineStateError
+// when it is in a state it cannot become ready from, or gone.
+func (c *readinessCheck) ready(ctx context.Context) (bool, error) {
+	r, err := c.sandboxes.Readiness(ctx, c.id, c.opts...)
+	switch {
+	case err == nil && r.Ready:
+		return true, nil
+	case err == nil && cannotReach(ComputerStatus(r.Status), StatusRunning):
+		return false, &MachineStateError{ID: c.id, Status: ComputerStatus(r.Status), kind: "sandbox", want: readyWant}
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return false, err
+	case err == nil && time.Now().Before(c.statusDue):
+		return false, nil
+	}
+	// Due for a status check, or readiness answered 404: that may be a
+	// sandbox that is gone, or only an endpoint this server lacks.
+	c.statusDue = time.Now().Add(statusCheckInterval)
+	m, statusErr := c.sandboxes.client.Computers.Get(ctx, c.id, c.opts...)
+	switch {
+	case statusErr != nil:
+		return false, machineGone(statusErr, "sandbox", c.id, readyWant)
+	case cannotReach(m.Status, StatusRunning):
+		return false, &MachineStateError{ID: c.id, Status: m.Status, kind: "sandbox", want: readyWant}
+	}
+	return false, err
+}
+
+// streamWithProbe listens to the readiness stream while a second goroutine
+// checks readiness by polling every probeInterval, and returns when either
+// decides: nil for ready, errStreamTimeout for the server's "timeout" event,
+// a *MachineStateError from a probe, or errNoVerdict when neither decided
+// before the stream ended (polling follows). The probe never outlives the
+// call, and makes one request at a time. A probe that fails for another
+// reason stops probing and leaves the stream to decide.
+func (c *Client) streamWithProbe(ctx context.Context, s *settings, path string, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
+	streamCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	probed := make(chan error, 1)
+	go func() {
+		probed <- probe(streamCtx, probeInterval, check, stop)
+	}()
+	verdict, streamErr := c.readinessStream(streamCtx, s, path)
+	stop()
+	probeErr := <-probed
+
+	switch {
+	case verdict == verdictReady:
+		return nil
+	case verdict == verdictTimeout:
+		return errStreamTimeout
+	case !errors.Is(probeErr, errNoVerdict):
+		outcome.decidedBy = "probe"
+		return probeErr
+	}
+	outcome.streamErr = streamErr
+	return errNoVerdict
+}
+
+// probe waits interval, then polls check until it decides, and calls stop
+// when it does. It returns nil for ready, the *MachineStateError that ended
+// the wait, or errNoVerdict when ctx ended first or the poll failed for
+// another reason.
+func probe(ctx context.Context, interval time.Duration, check *readinessCheck, stop context.CancelFunc) error {
+	if sleep(ctx, interval) != nil {
+		return errNoVerdict
+	}
+	err := pollUntil(ctx, interval, check.ready)
+	var stateErr *MachineStateError
+	if ctx.Err() != nil || (err != nil && !errors.As(err, &stateErr)) {
+		return errNoVerdict
+	}
+	stop()
+	return err
+}
+
+// readinessOutcome is how a readiness wait ended, for its one debug line.
+type readinessOutcome struct {
 	path      string
 	start     time.Time
+	decidedBy string // stream, probe, poll, local timeout or context
+	ready     bool
 	streamErr error // why the stream did not decide; nil when it did or was skipped
 }
 
-// finish logs which path decided the wait and returns its result.
-func (d *readinessDecision) finish(ctx context.Context, s *settings, decidedBy string, ready bool, err error) (bool, error) {
-	if s.logger != nil && s.logger.Enabled(ctx, slog.LevelDebug) {
-		attrs := []slog.Attr{
-			slog.String("path", d.path),
-			slog.String("decided_by", decidedBy),
-			slog.Bool("ready", ready),
-			slog.Duration("duration", time.Since(d.start)),
-		}
-		if d.streamErr != nil {
-			attrs = append(attrs, slog.String("stream_fallback", d.streamErr.Error()))
-		}
-		if err != nil {
-			attrs = append(attrs, slog.String("error", err.Error()))
-		}
-		s.logger.LogAttrs(ctx, slog.LevelDebug, "miosa: readiness wait", attrs...)
+// log writes the wait's debug line: which path decided it, and how.
+func (o *readinessOutcome) log(ctx context.Context, s *settings, err error) {
+	if s.logger == nil || !s.logger.Enabled(ctx, slog.LevelDebug) {
+		return
 	}
-	return ready, err
+	attrs := []slog.Attr{
+		slog.String("path", o.path),
+		slog.String("decided_by", o.decidedBy),
+		slog.Bool("ready", o.ready),
+		slog.Duration("duration", time.Since(o.start)),
+	}
+	if o.streamErr != nil {
+		attrs = append(attrs, slog.String("stream_fallback", o.streamErr.Error()))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	s.logger.LogAttrs(ctx, slog.LevelDebug, "miosa: readiness wait", attrs...)
 }
 
 // readinessStream opens the readiness stream once and listens until it
@@ -245,9 +357,10 @@ func (c *Client) readinessStream(ctx context.Context, s *settings, path string) 
 }
 
 // acceptEventStream admits only a 200 text/event-stream answer. Anything else
-// is drained (up to a cap, so the connection can be reused) and closed here,
-// because the library leaves a rejected body open, and ends the subscription
-// without a retry.
+// is drained briefly, as any refused answer is (so the connection can be
+// reused, but never waiting on a body that does not end), and closed here,
+// because the library leaves a rejected body open; the subscription then
+// ends without a retry.
 func acceptEventStream(_ *sse.Client, resp *http.Response) error {
 	contentType := resp.Header.Get("Content-Type")
 	mediaType, _, _ := mime.ParseMediaType(contentType)
@@ -255,7 +368,7 @@ func acceptEventStream(_ *sse.Client, resp *http.Response) error {
 		resp.Body = &completeEvents{ReadCloser: resp.Body}
 		return nil
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, maxStreamDrain)
+	drainBriefly(resp.Body)
 	resp.Body.Close()
 	return backoff.Permanent(&streamRefusedError{StatusCode: resp.StatusCode, ContentType: contentType})
 }
@@ -268,7 +381,10 @@ var errEventTooLarge = fmt.Errorf("stream event larger than %d bytes", maxStream
 // unterminated tail when the stream ends. The parser would otherwise dispatch
 // a half-received "event: ready" from a connection cut mid-event, which the
 // event-stream format says must be discarded. A tail longer than
-// maxStreamEvent fails the read instead of growing without bound.
+// maxStreamEvent fails the read instead of growing without bound. A UTF-8
+// byte-order mark that starts the stream is removed, as the format requires:
+// the parser would read it as part of the first field's name and lose the
+// first event.
 type completeEvents struct {
 	io.ReadCloser
 	// buf[off:released] is released and not yet read; buf[released:] is held
@@ -276,7 +392,10 @@ type completeEvents struct {
 	buf           []byte
 	off, released int
 	err           error
+	pastBOM       bool // the stream's start has been checked for a byte-order mark
 }
+
+var utf8BOM = []byte("\xEF\xBB\xBF")
 
 func (r *completeEvents) Read(p []byte) (int, error) {
 	for r.off == r.released {
@@ -294,8 +413,18 @@ func (r *completeEvents) Read(p []byte) (int, error) {
 		}
 		n, err := r.ReadCloser.Read(r.buf[held:cap(r.buf)])
 		r.buf = r.buf[:held+n]
-		r.released = lastEventEnd(r.buf, held)
 		r.err = err
+		if !r.pastBOM {
+			if len(r.buf) < len(utf8BOM) && bytes.HasPrefix(utf8BOM, r.buf) && err == nil {
+				continue // the mark may still be arriving
+			}
+			r.pastBOM = true
+			if bytes.HasPrefix(r.buf, utf8BOM) {
+				r.buf = r.buf[:copy(r.buf, r.buf[len(utf8BOM):])]
+			}
+			held = 0
+		}
+		r.released = lastEventEnd(r.buf, held)
 	}
 	n := copy(p, r.buf[r.off:r.released])
 	r.off += n

@@ -73,7 +73,9 @@ func sseWaitOnStreamBody(t *testing.T, newBody func() io.Reader) string {
 				Request:    r,
 			}, nil
 		}
-		polls.Add(1)
+		if strings.HasSuffix(r.URL.Path, "/readiness") {
+			polls.Add(1)
+		}
 		return &http.Response{
 			StatusCode: http.StatusNotFound,
 			Header:     http.Header{"Content-Type": {"application/json"}},
@@ -99,14 +101,18 @@ func sseWaitOnStreamBody(t *testing.T, newBody func() io.Reader) string {
 		return "timeout"
 	}
 	require.ErrorIs(t, err, miosa.ErrNotFound)
+	var stateErr *miosa.MachineStateError
+	require.ErrorAs(t, err, &stateErr, "the sandbox is gone")
 	require.Equal(t, int64(1), polls.Load())
 	return "poll"
 }
 
 // sseTerminatedEventLines returns the set of lines that belong to an event
 // ended by a blank line, splitting lines the way the event-stream format
-// does (CRLF, LF or CR). An unterminated last event contributes nothing.
+// does (CRLF, LF or CR, after a leading byte-order mark). An unterminated
+// last event contributes nothing.
 func sseTerminatedEventLines(body []byte) map[string]bool {
+	body = bytes.TrimPrefix(body, []byte("\xEF\xBB\xBF"))
 	found := map[string]bool{}
 	var block []string
 	for len(body) > 0 {

@@ -2,6 +2,7 @@ package miosa_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -26,10 +27,14 @@ type ssePipeServer struct {
 	stream func(r *http.Request) (*http.Response, error)
 	// poll answers poll number n (from 1); nil answers ready.
 	poll func(n int) *http.Response
+	// status answers GET /computers/{id} number n (from 1); nil answers a
+	// running machine.
+	status func(n int) *http.Response
 
 	mu        sync.Mutex
 	streams   int
 	polls     int
+	statuses  int
 	inFlight  int
 	maxFlight int
 	pollTimes []time.Time
@@ -59,6 +64,18 @@ func (p *ssePipeServer) RoundTrip(r *http.Request) (*http.Response, error) {
 			return ssePipeJSON(r, http.StatusNotFound, `{"error":"not found"}`), nil
 		}
 		return p.stream(r)
+	}
+	if strings.Contains(r.URL.Path, "/computers/") {
+		p.mu.Lock()
+		p.statuses++
+		n := p.statuses
+		p.mu.Unlock()
+		if p.status == nil {
+			return ssePipeJSON(r, http.StatusOK, `{"data":{"id":"sb_1","status":"running"}}`), nil
+		}
+		res := p.status(n)
+		res.Request = r
+		return res, nil
 	}
 	p.mu.Lock()
 	p.polls++
@@ -100,11 +117,17 @@ func ssePipeJSON(r *http.Request, status int, body string) *http.Response {
 // ssePipeStream answers an open event stream and returns the writer that feeds
 // it. Like a real transport, ending the request's context fails the body.
 func ssePipeStream(r *http.Request) (*http.Response, *io.PipeWriter) {
+	return ssePipeAnswer(r, http.StatusOK, "text/event-stream")
+}
+
+// ssePipeAnswer answers with status and content type, and a body fed by the
+// returned writer.
+func ssePipeAnswer(r *http.Request, status int, contentType string) (*http.Response, *io.PipeWriter) {
 	pr, pw := io.Pipe()
 	stop := context.AfterFunc(r.Context(), func() { pr.CloseWithError(r.Context().Err()) })
 	return &http.Response{
-		StatusCode: http.StatusOK,
-		Header:     http.Header{"Content-Type": {"text/event-stream"}},
+		StatusCode: status,
+		Header:     http.Header{"Content-Type": {contentType}},
 		Body:       &ssePipeBody{PipeReader: pr, stop: stop},
 		Request:    r,
 	}, pw
@@ -171,9 +194,15 @@ func TestWaitUntilReady_CancelAfterEventReturnsAtOnceAndLeavesNothing(t *testing
 	})
 }
 
+// ssePipeNotReady answers every poll: not ready yet.
+func ssePipeNotReady(int) *http.Response {
+	return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false,"status":"booting"}}`)
+}
+
 func TestWaitUntilReady_DeadlineWhileStreamingReturnsDeadlineError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, writers := ssePipeOpenStreams()
+		srv.poll = ssePipeNotReady
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -188,7 +217,7 @@ func TestWaitUntilReady_DeadlineWhileStreamingReturnsDeadlineError(t *testing.T)
 		assert.Equal(t, 5*time.Second, res.at.Sub(start))
 		streams, polls := srv.counts()
 		assert.Equal(t, 1, streams)
-		assert.Zero(t, polls)
+		assert.InDelta(t, 4, polls, 1, "a probe a second while the stream is silent")
 	})
 }
 
@@ -218,6 +247,7 @@ func TestWaitUntilReady_CancelBeforeHeadersReturnsContextError(t *testing.T) {
 func TestWaitUntilReady_LocalTimeoutEndsASilentStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, writers := ssePipeOpenStreams()
+		srv.poll = ssePipeNotReady
 		start := time.Now()
 		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
 		<-writers
@@ -225,8 +255,8 @@ func TestWaitUntilReady_LocalTimeoutEndsASilentStream(t *testing.T) {
 		require.NoError(t, res.err)
 		assert.False(t, res.ready)
 		assert.Equal(t, 3*time.Second, res.at.Sub(start))
-		_, polls := srv.counts()
-		assert.Zero(t, polls)
+		streams, _ := srv.counts()
+		assert.Equal(t, 1, streams)
 	})
 }
 
@@ -246,14 +276,12 @@ func TestWaitUntilReady_DefaultLocalTimeoutIsThirtySeconds(t *testing.T) {
 func TestWaitUntilReady_LocalTimeoutBoundsStreamAndPollingTogether(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, writers := ssePipeOpenStreams()
-		srv.poll = func(int) *http.Response {
-			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false,"status":"booting"}}`)
-		}
+		srv.poll = ssePipeNotReady
 		start := time.Now()
 		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{Timeout: 3 * time.Second})
 		pw := <-writers
-		time.Sleep(time.Second)
-		require.NoError(t, pw.Close()) // the stream ends without a verdict after 1 s
+		time.Sleep(900 * time.Millisecond) // before the first probe
+		require.NoError(t, pw.Close())     // the stream ends without a verdict
 
 		res := <-done
 		require.NoError(t, res.err)
@@ -262,10 +290,10 @@ func TestWaitUntilReady_LocalTimeoutBoundsStreamAndPollingTogether(t *testing.T)
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		require.NotEmpty(t, srv.pollTimes)
-		assert.Equal(t, time.Second, srv.pollTimes[0].Sub(start), "polling starts when the stream ends")
-		// One poll every 10 ms for the remaining 2 s; the poll due at the very
-		// instant of the deadline may or may not start.
-		assert.InDelta(t, 200, srv.polls, 1)
+		assert.Equal(t, 900*time.Millisecond, srv.pollTimes[0].Sub(start), "polling starts when the stream ends")
+		// One poll every 10 ms for the remaining 2.1 s; the poll due at the
+		// very instant of the deadline may or may not start.
+		assert.InDelta(t, 210, srv.polls, 1)
 	})
 }
 
@@ -343,7 +371,7 @@ func TestWaitUntilReady_VerdictEventsReturnAtOnceAndCloseTheStream(t *testing.T)
 				srv, writers := ssePipeOpenStreams()
 				done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{})
 				pw := <-writers
-				time.Sleep(time.Second)
+				time.Sleep(500 * time.Millisecond) // before the first probe
 				sentAt := time.Now()
 				_, err := io.WriteString(pw, ": hb\n\n"+tt.frame)
 				require.NoError(t, err)
@@ -361,4 +389,193 @@ func TestWaitUntilReady_VerdictEventsReturnAtOnceAndCloseTheStream(t *testing.T)
 			})
 		})
 	}
+}
+
+// sseEndlessBody is a response body that never ends and never runs dry.
+type sseEndlessBody struct{}
+
+func (sseEndlessBody) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+func (sseEndlessBody) Close() error { return nil }
+
+func TestWaitUntilReady_RefusedStreamWithEndlessBodyFallsBackAtOnce(t *testing.T) {
+	tests := []struct {
+		name        string
+		status      int
+		contentType string
+		flood       bool          // the body pours bytes forever; otherwise it never sends one
+		wantAt      time.Duration // when polling decides
+	}{
+		{"404 whose body never comes", http.StatusNotFound, "application/json", false, 100 * time.Millisecond},
+		{"200 JSON whose body never comes", http.StatusOK, "application/json", false, 100 * time.Millisecond},
+		{"404 whose body never ends", http.StatusNotFound, "text/plain", true, 0},
+		{"200 HTML whose body never ends", http.StatusOK, "text/html", true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				writers := make(chan *io.PipeWriter, 1)
+				srv := &ssePipeServer{stream: func(r *http.Request) (*http.Response, error) {
+					res, pw := ssePipeAnswer(r, tt.status, tt.contentType)
+					if tt.flood {
+						res.Body = sseEndlessBody{}
+					}
+					writers <- pw
+					return res, nil
+				}}
+				start := time.Now()
+				res := <-sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{})
+				require.NoError(t, res.err)
+				assert.True(t, res.ready, "polling says ready")
+				assert.Equal(t, tt.wantAt, res.at.Sub(start), "the refused body is cut off, not read to the end")
+				streams, polls := srv.counts()
+				assert.Equal(t, 1, streams)
+				assert.Equal(t, 1, polls)
+				if !tt.flood {
+					_, err := io.WriteString(<-writers, "late")
+					assert.Error(t, err, "the refused body must have been closed")
+				}
+			})
+		})
+	}
+}
+
+func TestWaitUntilReady_SilentOpenStreamIsProbedEverySecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A buffering proxy: the stream opens and then nothing arrives.
+		srv, writers := ssePipeOpenStreams()
+		srv.poll = func(n int) *http.Response {
+			if n < 3 {
+				return ssePipeNotReady(n)
+			}
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":true}}`)
+		}
+		start := time.Now()
+		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{})
+		pw := <-writers
+		res := <-done
+		require.NoError(t, res.err)
+		assert.True(t, res.ready)
+		assert.Equal(t, 3*time.Second, res.at.Sub(start), "probes at 1, 2 and 3 s")
+		streams, polls := srv.counts()
+		assert.Equal(t, 1, streams)
+		assert.Equal(t, 3, polls)
+		assert.Equal(t, 1, srv.maxFlight, "one probe request at a time")
+		_, err := io.WriteString(pw, "event: ready\n\n")
+		assert.Error(t, err, "the stream's body must have been closed")
+	})
+}
+
+func TestWaitUntilReady_ProbesFollowALongerPollInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, writers := ssePipeOpenStreams()
+		start := time.Now()
+		done := sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{PollInterval: 5 * time.Second})
+		<-writers
+		res := <-done
+		require.NoError(t, res.err)
+		assert.True(t, res.ready)
+		assert.Equal(t, 5*time.Second, res.at.Sub(start))
+	})
+}
+
+// TestWaitUntilReady_MachineThatCannotBecomeReadyEndsTheWait covers every way
+// the server can say a sandbox will never be ready, in every mode: the
+// stream open and silent, the stream refused (404, then polling), and
+// polling only.
+func TestWaitUntilReady_MachineThatCannotBecomeReadyEndsTheWait(t *testing.T) {
+	notFound := func(int) *http.Response {
+		return ssePipeJSON(nil, http.StatusNotFound, `{"error":{"code":"NOT_FOUND","message":"no such computer"}}`)
+	}
+	machine := func(status string) func(int) *http.Response {
+		return func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"id":"sb_1","status":"`+status+`"}}`)
+		}
+	}
+	signals := []struct {
+		name       string
+		poll       func(int) *http.Response
+		status     func(int) *http.Response
+		wantStatus miosa.ComputerStatus
+		gone       bool
+		// when polling learns it: readiness carrying the status is read at
+		// the first poll; the machine's own status is asked after 1 s.
+		pollAt time.Duration
+	}{
+		{"readiness says error", func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false,"status":"error"}}`)
+		}, nil, miosa.StatusError, false, 0},
+		{"readiness says destroyed", func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"ready":false,"status":"destroyed"}`)
+		}, nil, miosa.StatusDestroyed, false, 0},
+		{"the machine says error", func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false}}`)
+		}, machine("error"), miosa.StatusError, false, time.Second},
+		{"the machine is being destroyed", func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusOK, `{"data":{"ready":false}}`)
+		}, machine("destroying"), miosa.StatusDestroying, false, time.Second},
+		{"deleted: everything answers 404", notFound, notFound, miosa.StatusDestroyed, true, 0},
+	}
+	modes := []struct {
+		name   string
+		stream func(r *http.Request) (*http.Response, error)
+		wait   miosa.WaitOptions
+	}{
+		{"silent stream", func(r *http.Request) (*http.Response, error) {
+			res, _ := ssePipeStream(r)
+			return res, nil
+		}, miosa.WaitOptions{}},
+		{"refused stream", nil, miosa.WaitOptions{}},
+		{"poll only", nil, miosa.WaitOptions{PollOnly: true}},
+	}
+	for _, mode := range modes {
+		for _, sig := range signals {
+			t.Run(mode.name+"/"+sig.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					srv := &ssePipeServer{stream: mode.stream, poll: sig.poll, status: sig.status}
+					start := time.Now()
+					res := <-sseStartWait(t.Context(), srv.client(t), mode.wait)
+
+					assert.False(t, res.ready)
+					var stateErr *miosa.MachineStateError
+					require.ErrorAs(t, res.err, &stateErr)
+					assert.Equal(t, "sb_1", stateErr.ID)
+					assert.Equal(t, sig.wantStatus, stateErr.Status)
+					assert.Equal(t, sig.gone, errors.Is(res.err, miosa.ErrNotFound))
+					assert.NotErrorIs(t, res.err, miosa.ErrWaitTimeout)
+					assert.Contains(t, res.err.Error(), "sb_1")
+					want := sig.pollAt
+					if mode.stream != nil {
+						want = time.Second // the first probe
+					}
+					assert.Equal(t, want, res.at.Sub(start), "ended as soon as the server said so")
+				})
+			})
+		}
+	}
+}
+
+func TestWaitUntilReady_SandboxDeletedWhilePollingEndsAtTheNextPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := &ssePipeServer{poll: func(n int) *http.Response {
+			if n <= 3 {
+				return ssePipeNotReady(n)
+			}
+			return ssePipeJSON(nil, http.StatusNotFound, `{"error":"sandbox not found"}`)
+		}, status: func(int) *http.Response {
+			return ssePipeJSON(nil, http.StatusNotFound, `{"error":"computer not found"}`)
+		}}
+		start := time.Now()
+		res := <-sseStartWait(t.Context(), srv.client(t), miosa.WaitOptions{PollOnly: true})
+		var stateErr *miosa.MachineStateError
+		require.ErrorAs(t, res.err, &stateErr)
+		assert.ErrorIs(t, res.err, miosa.ErrNotFound)
+		assert.Equal(t, 30*time.Millisecond, res.at.Sub(start), "the fourth poll, 10 ms apart")
+		assert.Equal(t, 1, srv.maxFlight, "one request at a time")
+	})
 }

@@ -34,9 +34,11 @@ type sseFake struct {
 
 	stream http.HandlerFunc // GET /sandboxes/{id}/readiness/stream
 	poll   http.HandlerFunc // GET /sandboxes/{id}/readiness
+	status http.HandlerFunc // GET /computers/{id}; a running machine unless set
 
 	streams   atomic.Int64
 	polls     atomic.Int64
+	statuses  atomic.Int64
 	newConns  atomic.Int64
 	openConns atomic.Int64
 
@@ -66,6 +68,7 @@ func newSSEFake(t testing.TB, stream, poll http.HandlerFunc, opts ...sseFakeOpti
 	if f.poll == nil {
 		f.poll = ssePollJSON(`{"data":{"ready":true}}`)
 	}
+	f.status = ssePollJSON(`{"data":{"id":"sb_1","status":"running"}}`)
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
 	f.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		switch state {
@@ -105,6 +108,9 @@ func (f *sseFake) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/readiness"):
 		f.polls.Add(1)
 		f.poll(w, r)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/computers/"):
+		f.statuses.Add(1)
+		f.status(w, r)
 	default:
 		http.Error(w, `{"error":"unexpected request"}`, http.StatusTeapot)
 	}
@@ -175,6 +181,17 @@ func sseStatus(code int) http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_, _ = io.WriteString(w, `{"error":"no stream here"}`)
+	}
+}
+
+// sseRefusedEndless answers status as JSON, then holds the body open
+// without another byte until the client goes away.
+func sseRefusedEndless(status int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		sseSend(w, `{"error":`)
+		<-r.Context().Done()
 	}
 }
 
@@ -326,7 +343,7 @@ func TestWaitUntilReady_OnlyExactEventNamesDecide(t *testing.T) {
 func TestWaitUntilReady_Framing(t *testing.T) {
 	byteByByte := func(s string) []string {
 		out := make([]string, len(s))
-		for i := range s {
+		for i := range len(s) { // bytes, not runes
 			out[i] = s[i : i+1]
 		}
 		return out
@@ -350,6 +367,11 @@ func TestWaitUntilReady_Framing(t *testing.T) {
 		{"unterminated ready then close", sseFramesThenClose("event: ready"), false},
 		{"ready with one newline then close", sseFramesThenClose("event: ready\n"), false},
 		{"ready with CRLF then close", sseFramesThenClose("event: ready\r\ndata: x\r\n"), false},
+		{"byte-order mark", sseFrames("\xEF\xBB\xBFevent: ready\n\n"), true},
+		{"byte-order mark split byte by byte", sseFrames(byteByByte("\xEF\xBB\xBFevent: ready\r\n\r\n")...), true},
+		{"byte-order mark before a comment", sseFrames("\xEF\xBB\xBF: hi\n\nevent: ready\n\n"), true},
+		{"byte-order mark after the start", sseFramesThenClose(": hi\n\n\xEF\xBB\xBFevent: ready\n\n"), false},
+		{"two byte-order marks", sseFramesThenClose("\xEF\xBB\xBF\xEF\xBB\xBFevent: ready\n\n"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -507,6 +529,8 @@ func TestWaitUntilReady_PermanentPollErrorsEndTheWait(t *testing.T) {
 			require.ErrorAs(t, err, &apiErr)
 			assert.Equal(t, "/sandboxes/sb_1/readiness", apiErr.Path)
 			assert.Equal(t, int64(1), f.polls.Load(), "a permanent error ends the wait at once")
+			var stateErr *miosa.MachineStateError
+			assert.False(t, errors.As(err, &stateErr), "the sandbox itself still exists: %v", err)
 		})
 	}
 }
@@ -646,6 +670,9 @@ func TestWaitUntilReady_LogsOneLineNamingTheDecidingPath(t *testing.T) {
 		{"stream", sseFrames("event: ready\n\n"), miosa.WaitOptions{}, "stream", ""},
 		{"fallback", sseStatus(http.StatusNotFound), miosa.WaitOptions{}, "poll", "404"},
 		{"poll only", nil, miosa.WaitOptions{PollOnly: true}, "poll", ""},
+		{"refused stream whose body never ends", sseRefusedEndless(http.StatusNotFound), miosa.WaitOptions{}, "poll", "404"},
+		{"JSON stream whose body never ends", sseRefusedEndless(http.StatusOK), miosa.WaitOptions{}, "poll", "application/json"},
+		{"silent open stream", sseFrames(), miosa.WaitOptions{Timeout: 5 * time.Second}, "probe", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -791,8 +818,10 @@ func TestWaitUntilReady_ManyMixedWaitsLeaveNothingBehind(t *testing.T) {
 			sseFrames("event: timeout\n\n")(w, r)
 		case "gone":
 			sseStatus(http.StatusNotFound)(w, r)
-		case "close":
+		case "close", "failed":
 			sseFramesThenClose("id: 2\nevent: progress\n\n")(w, r)
+		case "endless":
+			sseRefusedEndless(http.StatusNotFound)(w, r)
 		case "cancel", "deadline":
 			sseOpen(w)
 			sseSend(w, "id: 3\nevent: progress\ndata: 1\n\n")
@@ -800,11 +829,18 @@ func TestWaitUntilReady_ManyMixedWaitsLeaveNothingBehind(t *testing.T) {
 			<-r.Context().Done()
 		}
 	}
-	f := newSSEFake(t, stream, ssePollJSON(`{"ready":true}`))
+	poll := func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/failed-") {
+			ssePollJSON(`{"ready":false,"status":"error"}`)(w, r)
+			return
+		}
+		ssePollJSON(`{"ready":true}`)(w, r)
+	}
+	f := newSSEFake(t, stream, poll)
 	c := f.client(t)
 	baseline := goleak.IgnoreCurrent()
 
-	kinds := []string{"ready", "timeout", "gone", "close", "cancel", "deadline"}
+	kinds := []string{"ready", "timeout", "gone", "close", "cancel", "deadline", "endless", "failed"}
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	var failures atomic.Int64
@@ -838,8 +874,13 @@ func TestWaitUntilReady_ManyMixedWaitsLeaveNothingBehind(t *testing.T) {
 				}
 				<-done
 				cancel()
-				want := map[string]bool{"ready": true, "timeout": false, "gone": true, "close": true}
+				want := map[string]bool{"ready": true, "timeout": false, "gone": true, "close": true, "endless": true}
+				var stateErr *miosa.MachineStateError
 				switch kind {
+				case "failed":
+					if !errors.As(err, &stateErr) || ready {
+						fail("%s: ready=%v err=%v", id, ready, err)
+					}
 				case "cancel":
 					if !errors.Is(err, context.Canceled) || ready {
 						fail("%s: ready=%v err=%v", id, ready, err)
@@ -870,6 +911,47 @@ func TestWaitUntilReady_ManyMixedWaitsLeaveNothingBehind(t *testing.T) {
 	require.Eventually(t, f.allConnectionsClosed, 10*time.Second, time.Millisecond,
 		"server-side connections still open: %d", f.openConns.Load())
 	goleak.VerifyNone(t, baseline)
+}
+
+// TestWaitUntilReady_ProbedWaitsLeaveNothingBehind ends waits through the
+// probe that runs beside a silent stream, and checks that neither the probe
+// nor the stream outlives them, over HTTP/1.1 and HTTP/2.
+func TestWaitUntilReady_ProbedWaitsLeaveNothingBehind(t *testing.T) {
+	for _, opts := range [][]sseFakeOption{nil, {sseOverTLS}} {
+		poll := func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/failed-") {
+				ssePollJSON(`{"data":{"ready":false,"status":"error"}}`)(w, r)
+				return
+			}
+			ssePollJSON(`{"data":{"ready":true}}`)(w, r)
+		}
+		f := newSSEFake(t, sseFrames(": buffered by a proxy\n\n"), poll, opts...)
+		c := f.client(t)
+		baseline := goleak.IgnoreCurrent()
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				id := fmt.Sprintf("ready-%d", i)
+				if i%2 == 1 {
+					id = fmt.Sprintf("failed-%d", i)
+				}
+				ready, err := c.Sandboxes.WaitUntilReady(context.Background(), id, miosa.WaitOptions{Timeout: 5 * time.Second})
+				var stateErr *miosa.MachineStateError
+				if i%2 == 1 {
+					assert.ErrorAs(t, err, &stateErr, id)
+					assert.False(t, ready, id)
+				} else {
+					assert.NoError(t, err, id)
+					assert.True(t, ready, id)
+				}
+			})
+		}
+		wg.Wait()
+		assert.Equal(t, int64(20), f.streams.Load())
+		require.Eventually(t, f.allConnectionsClosed, 10*time.Second, time.Millisecond,
+			"server-side connections still open: %d", f.openConns.Load())
+		goleak.VerifyNone(t, baseline)
+	}
 }
 
 func TestWaitUntilReady_WorksOverHTTP2(t *testing.T) {

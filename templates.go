@@ -444,15 +444,13 @@ func (s *SandboxTemplatesService) WaitForBuild(ctx context.Context, templateID, 
 	if _, err := pathID("build", buildID); err != nil {
 		return nil, err
 	}
-	timeout, interval, err := wait.resolve(defaultBuildTimeout, defaultBuildInterval)
+	p, err := wait.poller("build "+buildID+" of template "+templateID, defaultBuildTimeout, defaultBuildInterval, opts)
 	if err != nil {
 		return nil, err
 	}
-	pollOpts := append(opts[:len(opts):len(opts)], WithMaxRetries(0))
 	var last *TemplateBuild
-	what := "build " + buildID + " of template " + templateID
-	err = waitPolling(ctx, timeout, interval, what, func(ctx context.Context) (bool, error) {
-		builds, err := s.ListBuilds(ctx, templateID, pollOpts...)
+	err = p.run(ctx, func(ctx context.Context) (bool, error) {
+		builds, err := s.ListBuilds(ctx, templateID, p.opts...)
 		if err != nil {
 			return false, err
 		}
@@ -465,13 +463,14 @@ func (s *SandboxTemplatesService) WaitForBuild(ctx context.Context, templateID, 
 			return false, &BuildFailedError{TemplateID: templateID, Build: last}
 		}
 		return last.Finished(), nil
-	}, func() error {
-		state := "not listed"
-		if last != nil {
-			state = fmt.Sprintf("%q", last.Status)
-		}
-		return fmt.Errorf("%w: %s is %s after %s", ErrWaitTimeout, what, state, timeout)
 	})
+	if errors.Is(err, errLocalTimeout) {
+		state := "it is not listed"
+		if last != nil {
+			state = fmt.Sprintf("it is %q", last.Status)
+		}
+		err = p.timedOut(state)
+	}
 	return last, err
 }
 

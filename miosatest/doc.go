@@ -59,7 +59,8 @@
 //     TEMPLATE_NOT_READY before its first build succeeds).
 //   - Exec's "timeout" is read as milliseconds, the unit of
 //     POST /computers/{id}/exec; any number is accepted, since clients
-//     differ, and the request log (Requests) keeps the body as sent.
+//     differ; the request log (Requests) keeps the body as sent, and an
+//     exec handler sees the number as sent in ExecRequest.TimeoutSent.
 //
 // Some of this is disputed between the SDKs, or invented where nothing is
 // known (the 201 of template create, the build-spec schema, the limits on

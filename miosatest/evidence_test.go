@@ -116,8 +116,9 @@ func TestEvidence_CreateAppliesTheSandboxSettings(t *testing.T) {
 func TestEvidence_RequestLogShowsTheExecTimeoutAsSent(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
 	var seen []time.Duration
+	var sent []json.Number
 	srv.HandleExecFunc(func(_ context.Context, req miosatest.ExecRequest) miosatest.ExecResult {
-		seen = append(seen, req.Timeout)
+		seen, sent = append(seen, req.Timeout), append(sent, req.TimeoutSent)
 		return miosatest.ExecResult{}
 	})
 	c := running(t, srv.Client(), miosa.ComputerCreateParams{})
@@ -131,6 +132,7 @@ func TestEvidence_RequestLogShowsTheExecTimeoutAsSent(t *testing.T) {
 	require.Len(t, execs, 2)
 	assert.JSONEq(t, `{"command":"true","timeout":1500}`, string(execs[0].Body))
 	assert.Contains(t, string(execs[1].Body), `"timeout":2.5`)
+	assert.Equal(t, []json.Number{"1500", "2.5"}, sent, "ExecRequest.TimeoutSent is the number as sent")
 	assert.Equal(t, []time.Duration{1500 * time.Millisecond, 2500 * time.Microsecond}, seen,
 		"ExecRequest.Timeout reads the number as milliseconds, this route's unit")
 }

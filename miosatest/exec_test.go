@@ -81,7 +81,7 @@ func TestExec_FuncSeesTheWholeRequest(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "custom", res.Output, "an explicit Output is sent as it is")
 	assert.Equal(t, miosatest.ExecRequest{
-		ComputerID: c.ID, Command: "make test", Timeout: 1500 * time.Millisecond,
+		ComputerID: c.ID, Command: "make test", Timeout: 1500 * time.Millisecond, TimeoutSent: "1500",
 		WorkingDir: "/src", Env: map[string]string{"CI": "1"},
 	}, <-got)
 

@@ -2,6 +2,7 @@ package fakeapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -18,11 +19,16 @@ type ExecRequest struct {
 	Python  bool
 	Command string
 	Code    string
-	// Timeout is the request's own limit (sent in milliseconds); zero when
-	// the request set none.
-	Timeout    time.Duration
-	WorkingDir string
-	Env        map[string]string
+	// Timeout is the request's own limit, its "timeout" read as
+	// milliseconds (the unit of these routes); zero when the request set
+	// none.
+	Timeout time.Duration
+	// TimeoutSent is the "timeout" exactly as the request sent it, e.g.
+	// "30000" or "30": clients differ on the unit, and this shows which one
+	// a client used. Empty when the request set none.
+	TimeoutSent json.Number
+	WorkingDir  string
+	Env         map[string]string
 }
 
 // ExecResult is the answer to an exec call. When Output is empty the server
@@ -132,6 +138,9 @@ func (e *Engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 		return
 	}
 	req.Timeout = time.Duration(timeoutMS * float64(time.Millisecond))
+	if raw, ok := fields["timeout"]; ok && string(raw) != "null" {
+		req.TimeoutSent = json.Number(raw)
+	}
 
 	if !e.running(w, "computer", req.ComputerID) {
 		return

@@ -1,0 +1,71 @@
+package miosa
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPollUntil_HonoursALongerRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		start := time.Now()
+		err := pollUntil(t.Context(), time.Second, func(ctx context.Context) (bool, error) {
+			if n.Add(1) == 1 {
+				return false, &APIError{StatusCode: 429, RetryAfter: 7 * time.Second}
+			}
+			return true, nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, 7*time.Second, time.Since(start))
+	})
+}
+
+func TestCannotReach(t *testing.T) {
+	tests := []struct {
+		status, want ComputerStatus
+		dead         bool
+	}{
+		{StatusCreating, StatusRunning, false},
+		{StatusStopped, StatusRunning, false},
+		{"some-new-state", StatusRunning, false},
+		{StatusError, StatusRunning, true},
+		{StatusError, StatusStopped, true},
+		{StatusError, StatusError, false},
+		{StatusError, StatusDestroying, false},
+		{StatusError, StatusDestroyed, false},
+		{StatusDestroying, StatusRunning, true},
+		{StatusDestroying, StatusDestroying, false},
+		{StatusDestroying, StatusDestroyed, false},
+		{StatusDestroyed, StatusRunning, true},
+		{StatusDestroyed, StatusDestroying, true},
+		{StatusDestroyed, StatusDestroyed, false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.dead, cannotReach(tt.status, tt.want), "%s while waiting for %s", tt.status, tt.want)
+	}
+}
+
+func TestMachineStateError_SaysWhatAndUnwrapsTheNotFound(t *testing.T) {
+	gone := machineGone(&APIError{StatusCode: 404, Code: "NOT_FOUND", Message: "no such sandbox"}, "sandbox", "sb_1", readyWant)
+	var stateErr *MachineStateError
+	require.ErrorAs(t, gone, &stateErr)
+	assert.Equal(t, StatusDestroyed, stateErr.Status)
+	assert.ErrorIs(t, gone, ErrNotFound)
+	assert.Equal(t, "miosa: sandbox sb_1 is gone while waiting for it to be ready: miosa: 404 NOT_FOUND: no such sandbox", gone.Error())
+
+	other := &APIError{StatusCode: 403}
+	assert.Same(t, error(other), machineGone(other, "sandbox", "sb_1", readyWant), "only a 404 means gone")
+
+	// A value built by a caller, e.g. in a test double, still reads well.
+	assert.Equal(t, `miosa: machine m_1 is in state "error" while waiting for the wanted state`,
+		(&MachineStateError{ID: "m_1", Status: StatusError}).Error())
+	assert.NotErrorIs(t, &MachineStateError{ID: "m_1", Status: StatusError}, ErrNotFound)
+	assert.False(t, errors.Is(&MachineStateError{}, ErrWaitTimeout))
+}
