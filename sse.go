@@ -79,9 +79,8 @@ func (e *streamRefusedError) Error() string {
 // GET /sandboxes/{id}/readiness every WaitOptions.PollInterval (default
 // 10 ms), one request at a time and honouring Retry-After. A refused stream
 // costs at most 100 ms (and 256 KiB) of its body before polling starts,
-// however long the body would run. WaitOptions.PollOnly
-// skips the stream. The stream is opened at most once per call and is never
-// reconnected.
+// however long the body would run. WaitOptions.PollOnly skips the stream.
+// The stream is opened at most once per call and is never reconnected.
 //
 // An open stream is not trusted to speak: a proxy may buffer it, and the
 // server sends nothing on it for a sandbox that failed or was deleted. So
@@ -191,6 +190,8 @@ type readinessCheck struct {
 	statusDue time.Time
 }
 
+// readyWant is what a readiness wait waits for, as its MachineStateError
+// says it.
 const readyWant = "it to be ready"
 
 // ready is one poll: done when the sandbox is ready; a *MachineStateError
