@@ -20,6 +20,8 @@ type Client struct {
 	Computers *ComputersService
 	// Exec runs shell commands and Python code on a computer or sandbox.
 	Exec *ExecService
+	// Files moves files in and out of a computer or sandbox, streamed.
+	Files *FilesService
 
 	// key is the API key, kept to scrub it from anything a server echoes.
 	key secret
@@ -71,6 +73,7 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	c.SandboxTemplates = &SandboxTemplatesService{client: c}
 	c.Computers = &ComputersService{client: c}
 	c.Exec = &ExecService{client: c}
+	c.Files = &FilesService{client: c}
 	return c, nil
 }
 

@@ -6,11 +6,20 @@
 //
 //	client, err := miosa.NewClient("") // reads MIOSA_API_KEY
 //	if err != nil { ... }
-//	sb, err := client.Sandboxes.Create(ctx, miosa.ComputerCreateParams{Name: "demo"})
-//	ready, err := client.Sandboxes.WaitUntilReady(ctx, sb.ID, miosa.WaitOptions{})
-//	res, err := client.Exec.Run(ctx, sb.ID, miosa.ExecParams{Command: "echo hello"})
-//	fmt.Print(res.Output)
-//	err = client.Computers.Destroy(ctx, sb.ID)
+//	err = client.Sandboxes.Use(ctx, miosa.ComputerCreateParams{Name: "demo"}, func(ctx context.Context, sb *miosa.Sandbox) error {
+//		res, err := client.Exec.Run(ctx, sb.ID, miosa.ExecParams{Command: "echo hello"})
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Print(res.Output)
+//		return res.Err()
+//	})
+//
+// Sandboxes.Use creates the sandbox, waits until it is ready, runs the
+// function and destroys the sandbox afterwards, whatever happens: no
+// sandbox is left running, and billed, by a failure or a panic. To hold a
+// sandbox longer, use Sandboxes.Create, Sandboxes.WaitUntilReady and
+// Computers.Destroy.
 //
 // # Configuration
 //

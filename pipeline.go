@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,7 +61,10 @@ type call struct {
 	// upload, when set, is the request body instead of body: it is called
 	// once per attempt and returns a reader over the bytes to send (the
 	// same bytes each time) and their Content-Type. It is how a file
-	// streams into a request without being held in memory.
+	// streams into a request without being held in memory. Sending it is
+	// bounded by the caller's context alone: the attempt deadline starts
+	// once its last byte has been read, and then bounds only the wait for
+	// the answer's headers.
 	upload func() (io.Reader, string, error)
 	// consume, when set, takes over a 2xx answer with its body still open,
 	// instead of the pipeline reading it into memory: the attempt deadline
@@ -194,14 +198,18 @@ func (s *settings) nextAttempt(ctx context.Context, op *call, failure error, att
 func (c *Client) attempt(ctx context.Context, s *settings, op *call, payload []byte, key string) (response, error) {
 	timeout := cmp.Or(op.attemptTimeout, s.requestTimeout)
 	hc := s.httpClient
-	// stopDeadline ends the attempt deadline; a streamed answer's body is
-	// bounded by the caller's context alone.
-	stopDeadline := func() bool { return true }
-	if op.consume != nil {
+	// A streamed body, sent or answered, is bounded by the caller's
+	// context alone: the deadline covers only the wait for the headers.
+	var deadline *headerDeadline
+	if op.consume != nil || op.upload != nil {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)
-		stopDeadline = time.AfterFunc(timeout, func() { cancel(errNoHeaders) }).Stop
+		deadline = &headerDeadline{timeout: timeout, expire: func() { cancel(errNoHeaders) }}
+		defer deadline.stop()
+		if op.upload == nil {
+			deadline.start()
+		}
 		streaming := *hc
 		streaming.Timeout = 0 // it would cut the body too
 		hc = &streaming
@@ -216,6 +224,9 @@ func (c *Client) attempt(ctx context.Context, s *settings, op *call, payload []b
 	if err != nil {
 		return response{}, err
 	}
+	if op.upload != nil {
+		req.Body = &onLastByte{ReadCloser: req.Body, fn: deadline.start}
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errNoHeaders) {
@@ -227,7 +238,7 @@ func (c *Client) attempt(ctx context.Context, s *settings, op *call, payload []b
 	res := response{status: resp.StatusCode, header: resp.Header}
 	switch {
 	case res.ok() && op.consume != nil:
-		if !stopDeadline() {
+		if !deadline.stop() {
 			return res, errNoHeaders
 		}
 		if err := op.consume(resp); err != nil {
@@ -245,6 +256,49 @@ func (c *Client) attempt(ctx context.Context, s *settings, op *call, payload []b
 	}
 	drainBriefly(resp.Body)
 	return res, nil
+}
+
+// headerDeadline is the attempt deadline of a streamed call: once started,
+// it ends the attempt unless stopped within timeout.
+type headerDeadline struct {
+	timeout time.Duration
+	expire  func()
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+// start starts the deadline, unless it was started or stopped before.
+func (d *headerDeadline) start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer == nil && !d.stopped {
+		d.timer = time.AfterFunc(d.timeout, d.expire)
+	}
+}
+
+// stop ends the deadline, reporting false if it had already passed.
+func (d *headerDeadline) stop() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	return d.timer == nil || d.timer.Stop()
+}
+
+// onLastByte is a request body that calls fn once it has been read to the
+// end.
+type onLastByte struct {
+	io.ReadCloser
+	fn   func()
+	once sync.Once
+}
+
+func (b *onLastByte) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.fn)
+	}
+	return n, err
 }
 
 // newRequest builds one attempt's HTTP request with every header the SDK

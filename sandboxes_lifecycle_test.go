@@ -256,3 +256,15 @@ func TestSandboxesUse_WithoutAFunctionSendsNothing(t *testing.T) {
 	assert.ErrorIs(t, err, miosa.ErrInvalidParams)
 	assert.Empty(t, srv.Requests())
 }
+
+func TestSandboxesUse_AContextAlreadyOverCreatesNothing(t *testing.T) {
+	srv, client := useServer(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := client.Sandboxes.Use(ctx, miosa.ComputerCreateParams{}, func(context.Context, *miosa.Sandbox) error {
+		t.Error("fn must not run")
+		return nil
+	})
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, srv.Requests(), "nothing created, so nothing to destroy")
+}

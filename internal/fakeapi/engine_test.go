@@ -107,10 +107,10 @@ func TestEngine_BuildMovesQueuedBuildingSucceeded(t *testing.T) {
 
 func TestEngine_BuildStatesMoveThroughTheSevenStateFlow(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		fail  bool
-		final string
-	}{{"success", false, "ready"}, {"failure", true, "failed"}} {
+		name              string
+		fail              bool
+		final, tplOutcome string
+	}{{"success", false, "ready", "ready"}, {"failure", true, "failed", "failed"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := New(Config{BuildStepDelay: time.Second, BuildStates: true})
@@ -147,8 +147,7 @@ func TestEngine_BuildStatesMoveThroughTheSevenStateFlow(t *testing.T) {
 				} else {
 					assert.Nil(t, last["error_code"])
 				}
-				assert.Equal(t, map[bool]string{false: "ready", true: "failed"}[tc.fail],
-					object(t, do(t, e, "GET", "/sandbox-templates/"+tplID, ""))["state"])
+				assert.Equal(t, tc.tplOutcome, object(t, do(t, e, "GET", "/sandbox-templates/"+tplID, ""))["state"])
 			})
 		})
 	}
