@@ -78,7 +78,7 @@ func (e *streamRefusedError) Error() string {
 // or the stream ending without a verdict) it polls
 // GET /sandboxes/{id}/readiness every WaitOptions.PollInterval (default
 // 10 ms), one request at a time and honouring Retry-After. A refused stream
-// costs at most 100 ms (and 256 KiB) of its body before polling starts,
+// costs at most 500 ms (and 256 KiB) of its body before polling starts,
 // however long the body would run. WaitOptions.PollOnly skips the stream.
 // The stream is opened at most once per call and is never reconnected.
 //
