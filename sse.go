@@ -79,9 +79,8 @@ func (e *streamRefusedError) Error() string {
 // GET /sandboxes/{id}/readiness every WaitOptions.PollInterval (default
 // 10 ms), one request at a time and honouring Retry-After. A refused stream
 // costs at most 500 ms (and 256 KiB) of its body before polling starts,
-// however long the body would run. WaitOptions.PollOnly
-// skips the stream. The stream is opened at most once per call and is never
-// reconnected.
+// however long the body would run. WaitOptions.PollOnly skips the stream.
+// The stream is opened at most once per call and is never reconnected.
 //
 // An open stream is not trusted to speak: a proxy may buffer it, and the
 // server sends nothing on it for a sandbox that failed or was deleted. So
@@ -191,6 +190,8 @@ type readinessCheck struct {
 	statusDue time.Time
 }
 
+// readyWant is what a readiness wait waits for, as its MachineStateError
+// says it.
 const readyWant = "it to be ready"
 
 // ready is one poll: done when the sandbox is ready; a *MachineStateError
@@ -220,23 +221,28 @@ func (c *readinessCheck) ready(ctx context.Context) (bool, error) {
 	return false, err
 }
 
-// streamWithProbe listens to the readiness stream while a second goroutine
-// checks readiness by polling every probeInterval, and returns when either
-// decides: nil for ready, errStreamTimeout for the server's "timeout" event,
-// a *MachineStateError from a probe, or errNoVerdict when neither decided
-// before the stream ended (polling follows). The probe never outlives the
-// call, and makes one request at a time. A probe that fails for another
-// reason stops probing and leaves the stream to decide.
+// streamWithProbe listens to the readiness stream while, from probeInterval
+// on, a second goroutine checks readiness by polling every probeInterval,
+// and returns when either decides: nil for ready, errStreamTimeout for the
+// server's "timeout" event, a *MachineStateError from a probe, or
+// errNoVerdict when neither decided before the stream ended (polling
+// follows). The probe makes one request at a time and never outlives the
+// call; a stream that decides within probeInterval never starts it. A probe
+// that fails for another reason stops probing and leaves the stream to
+// decide.
 func (c *Client) streamWithProbe(ctx context.Context, s *settings, path string, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	probed := make(chan error, 1)
-	go func() {
+	startProbe := time.AfterFunc(probeInterval, func() {
 		probed <- probe(streamCtx, probeInterval, check, stop)
-	}()
+	})
 	verdict, streamErr := c.readinessStream(streamCtx, s, path)
 	stop()
-	probeErr := <-probed
+	probeErr := errNoVerdict
+	if !startProbe.Stop() {
+		probeErr = <-probed // it started: wait until it has stopped
+	}
 
 	switch {
 	case verdict == verdictReady:
@@ -251,14 +257,11 @@ func (c *Client) streamWithProbe(ctx context.Context, s *settings, path string, 
 	return errNoVerdict
 }
 
-// probe waits interval, then polls check until it decides, and calls stop
-// when it does. It returns nil for ready, the *MachineStateError that ended
-// the wait, or errNoVerdict when ctx ended first or the poll failed for
-// another reason.
+// probe polls check every interval until it decides, and calls stop when it
+// does. It returns nil for ready, the *MachineStateError that ended the wait,
+// or errNoVerdict when ctx ended first or the poll failed for another
+// reason.
 func probe(ctx context.Context, interval time.Duration, check *readinessCheck, stop context.CancelFunc) error {
-	if sleep(ctx, interval) != nil {
-		return errNoVerdict
-	}
 	err := pollUntil(ctx, interval, check.ready)
 	var stateErr *MachineStateError
 	if ctx.Err() != nil || (err != nil && !errors.As(err, &stateErr)) {
