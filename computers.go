@@ -238,8 +238,8 @@ const maxListPages = 10_000
 // page asked for, not the one the meta names. A page that brings no computer
 // the previous page did not already hold (a server that ignores "page") is
 // not yielded again: the walk ends there, with an error unless as many
-// computers as the meta's total have been yielded. After maxListPages (10000)
-// pages the walk yields an error saying the server still reports more.
+// computers as the meta's total have been yielded. After 10 000 pages the
+// walk yields an error saying the server still reports more.
 func (s *ComputersService) All(ctx context.Context, params ComputerListParams, opts ...Option) iter.Seq2[Computer, error] {
 	return func(yield func(Computer, error) bool) {
 		page := params // the caller's params are not modified

@@ -20,3 +20,6 @@ func (rec *recorder) Requests() []recordedRequest { return rec.requests() }
 // InMemory returns a client that serves requests with h without any
 // network, inside a synctest bubble too.
 var InMemory = inMemory
+
+// DrainTimeout is how long a refused answer's body is read at most.
+const DrainTimeout = drainTimeout

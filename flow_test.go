@@ -207,3 +207,21 @@ func TestFlow_WaitForASandboxThatFailsOrVanishes(t *testing.T) {
 		})
 	}
 }
+
+// TestFlow_SilentStreamStillFindsAReadySandbox runs WaitUntilReady against a
+// fake whose stream only ever sends heartbeats, as a buffering proxy would
+// leave it: readiness must be found another way within about a second, not
+// at the wait's timeout.
+func TestFlow_SilentStreamStillFindsAReadySandbox(t *testing.T) {
+	t.Parallel()
+	srv := miosatest.NewServer(t, miosatest.WithSilentReadinessStream(), miosatest.WithHeartbeatInterval(10*time.Millisecond))
+	client := srv.Client()
+	sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{Name: "quiet"})
+	require.NoError(t, err)
+
+	ready, err := client.Sandboxes.WaitUntilReady(t.Context(), sb.ID, miosa.WaitOptions{Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	assert.True(t, ready)
+	assert.Len(t, srv.RequestsTo("GET", "/sandboxes/"+sb.ID+"/readiness/stream"), 1)
+	assert.NotEmpty(t, srv.RequestsTo("GET", "/sandboxes/"+sb.ID+"/readiness"), "readiness was polled beside the stream")
+}

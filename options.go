@@ -50,7 +50,7 @@ const (
 	// read and discarded so its connection can be reused; beyond either the
 	// connection is closed instead.
 	maxDrain     = 256 << 10
-	drainTimeout = 100 * time.Millisecond
+	drainTimeout = 500 * time.Millisecond
 	// preallocLimit is how much of a declared Content-Length is allocated
 	// before the bytes arrive.
 	preallocLimit = 64 << 10

@@ -78,10 +78,9 @@ func (e *streamRefusedError) Error() string {
 // or the stream ending without a verdict) it polls
 // GET /sandboxes/{id}/readiness every WaitOptions.PollInterval (default
 // 10 ms), one request at a time and honouring Retry-After. A refused stream
-// costs at most 100 ms (and 256 KiB) of its body before polling starts,
-// however long the body would run. WaitOptions.PollOnly
-// skips the stream. The stream is opened at most once per call and is never
-// reconnected.
+// costs at most 500 ms (and 256 KiB) of its body before polling starts,
+// however long the body would run. WaitOptions.PollOnly skips the stream.
+// The stream is opened at most once per call and is never reconnected.
 //
 // An open stream is not trusted to speak: a proxy may buffer it, and the
 // server sends nothing on it for a sandbox that failed or was deleted. So
@@ -191,6 +190,8 @@ type readinessCheck struct {
 	statusDue time.Time
 }
 
+// readyWant is what a readiness wait waits for, as its MachineStateError
+// says it.
 const readyWant = "it to be ready"
 
 // ready is one poll: done when the sandbox is ready; a *MachineStateError
@@ -220,23 +221,28 @@ func (c *readinessCheck) ready(ctx context.Context) (bool, error) {
 	return false, err
 }
 
-// streamWithProbe listens to the readiness stream while a second goroutine
-// checks readiness by polling every probeInterval, and returns when either
-// decides: nil for ready, errStreamTimeout for the server's "timeout" event,
-// a *MachineStateError from a probe, or errNoVerdict when neither decided
-// before the stream ended (polling follows). The probe never outlives the
-// call, and makes one request at a time. A probe that fails for another
-// reason stops probing and leaves the stream to decide.
+// streamWithProbe listens to the readiness stream while, from probeInterval
+// on, a second goroutine checks readiness by polling every probeInterval,
+// and returns when either decides: nil for ready, errStreamTimeout for the
+// server's "timeout" event, a *MachineStateError from a probe, or
+// errNoVerdict when neither decided before the stream ended (polling
+// follows). The probe makes one request at a time and never outlives the
+// call; a stream that decides within probeInterval never starts it. A probe
+// that fails for another reason stops probing and leaves the stream to
+// decide.
 func (c *Client) streamWithProbe(ctx context.Context, s *settings, path string, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	probed := make(chan error, 1)
-	go func() {
+	startProbe := time.AfterFunc(probeInterval, func() {
 		probed <- probe(streamCtx, probeInterval, check, stop)
-	}()
+	})
 	verdict, streamErr := c.readinessStream(streamCtx, s, path)
 	stop()
-	probeErr := <-probed
+	probeErr := errNoVerdict
+	if !startProbe.Stop() {
+		probeErr = <-probed // it started: wait until it has stopped
+	}
 
 	switch {
 	case verdict == verdictReady:
@@ -251,14 +257,11 @@ func (c *Client) streamWithProbe(ctx context.Context, s *settings, path string, 
 	return errNoVerdict
 }
 
-// probe waits interval, then polls check until it decides, and calls stop
-// when it does. It returns nil for ready, the *MachineStateError that ended
-// the wait, or errNoVerdict when ctx ended first or the poll failed for
-// another reason.
+// probe polls check every interval until it decides, and calls stop when it
+// does. It returns nil for ready, the *MachineStateError that ended the wait,
+// or errNoVerdict when ctx ended first or the poll failed for another
+// reason.
 func probe(ctx context.Context, interval time.Duration, check *readinessCheck, stop context.CancelFunc) error {
-	if sleep(ctx, interval) != nil {
-		return errNoVerdict
-	}
 	err := pollUntil(ctx, interval, check.ready)
 	var stateErr *MachineStateError
 	if ctx.Err() != nil || (err != nil && !errors.As(err, &stateErr)) {
@@ -481,7 +484,8 @@ func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEve
 	if mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mediaType != "text/event-stream" {
 		return &streamRefusedError{StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")}
 	}
-	events := sse.NewEventStreamReader(&completeEvents{ReadCloser: resp.Body}, maxStreamEvent)
+	events := sse.NewEventStreamReader(shortReads{&completeEvents{ReadCloser: resp.Body}}, maxStreamEvent)
+	var scratch execLineData
 	for {
 		block, err := events.ReadEvent()
 		if err != nil {
@@ -498,7 +502,7 @@ func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEve
 			}
 			return fmt.Errorf("the stream broke before the command's exit event: %w", err)
 		}
-		ev, ok, err := decodeExecEvent(block)
+		ev, ok, err := decodeExecEvent(block, &scratch)
 		if err != nil {
 			return err
 		}
@@ -514,19 +518,45 @@ func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEve
 	}
 }
 
+// shortReads hands the event parser at most maxParserRead bytes per read.
+// The parser looks for the end of an event by searching everything it has
+// buffered and not yet returned, once per event and once per kind of line
+// end; fed a network-sized read of many small events it searches the same
+// bytes over and over (quadratic in the read's size), which made it the
+// slowest step of a busy stream. Short reads bound that rescan; they cost a
+// copy from the buffer completeEvents already holds.
+type shortReads struct{ r io.Reader }
+
+// maxParserRead is the most shortReads passes on at once: a few output
+// lines' worth.
+const maxParserRead = 512
+
+func (s shortReads) Read(p []byte) (int, error) {
+	return s.r.Read(p[:min(len(p), maxParserRead)])
+}
+
+// execLineData is the data of a stdout or stderr event.
+type execLineData struct {
+	Line string `json:"line"`
+}
+
 // decodeExecEvent reads one event block of a streamed exec. It reports false
-// for comments and events other than stdout, stderr and exit.
-func decodeExecEvent(block []byte) (ExecEvent, bool, error) {
+// for comments and events other than stdout, stderr and exit. out is where
+// an output line is decoded: one reused for every event of a stream saves
+// an allocation per line.
+func decodeExecEvent(block []byte, out *execLineData) (ExecEvent, bool, error) {
 	name, data := eventFields(block)
-	switch name {
+	switch string(name) {
 	case eventStdout, eventStderr:
-		var out struct {
-			Line string `json:"line"`
-		}
-		if err := json.Unmarshal(data, &out); err != nil {
+		*out = execLineData{}
+		if err := json.Unmarshal(data, out); err != nil {
 			return ExecEvent{}, false, fmt.Errorf("malformed %s event: %w", name, err)
 		}
-		return ExecEvent{Kind: ExecEventKind(name), Line: out.Line}, true, nil
+		kind := ExecStdout
+		if string(name) == eventStderr {
+			kind = ExecStderr
+		}
+		return ExecEvent{Kind: kind, Line: out.Line}, true, nil
 	case eventExit:
 		var exit struct {
 			ExitCode int             `json:"exit_code"`
@@ -551,8 +581,10 @@ func decodeExecEvent(block []byte) (ExecEvent, bool, error) {
 // the event-stream format says: lines end at CR, LF or CRLF; a line starting
 // with a colon is a comment; one space after a field's colon is dropped; a
 // field without a colon has an empty value; several data lines are joined
-// with LF. Other fields (id, retry) mean nothing to an exec stream.
-func eventFields(block []byte) (name string, data []byte) {
+// with LF. Other fields (id, retry) mean nothing to an exec stream. Both
+// results point into block unless data lines had to be joined.
+func eventFields(block []byte) (name, data []byte) {
+	dataLines := 0
 	for len(block) > 0 {
 		end := bytes.IndexAny(block, "\r\n")
 		line := block
@@ -569,12 +601,13 @@ func eventFields(block []byte) (name string, data []byte) {
 		value = bytes.TrimPrefix(value, []byte(" "))
 		switch string(field) {
 		case "event":
-			name = string(value)
+			name = value
 		case "data":
-			if data != nil {
-				data = append(data, '\n')
+			if dataLines++; dataLines == 1 {
+				data = value
+			} else {
+				data = append(append(slices.Clip(data), '\n'), value...)
 			}
-			data = append(data, value...)
 		}
 	}
 	return name, data

@@ -411,8 +411,8 @@ func TestWaitUntilReady_RefusedStreamWithEndlessBodyFallsBackAtOnce(t *testing.T
 		flood       bool          // the body pours bytes forever; otherwise it never sends one
 		wantAt      time.Duration // when polling decides
 	}{
-		{"404 whose body never comes", http.StatusNotFound, "application/json", false, 100 * time.Millisecond},
-		{"200 JSON whose body never comes", http.StatusOK, "application/json", false, 100 * time.Millisecond},
+		{"404 whose body never comes", http.StatusNotFound, "application/json", false, miosa.DrainTimeout},
+		{"200 JSON whose body never comes", http.StatusOK, "application/json", false, miosa.DrainTimeout},
 		{"404 whose body never ends", http.StatusNotFound, "text/plain", true, 0},
 		{"200 HTML whose body never ends", http.StatusOK, "text/html", true, 0},
 	}
