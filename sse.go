@@ -494,7 +494,8 @@ func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEve
 	if mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mediaType != "text/event-stream" {
 		return &streamRefusedError{StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")}
 	}
-	events := sse.NewEventStreamReader(&completeEvents{ReadCloser: resp.Body}, maxStreamEvent)
+	events := sse.NewEventStreamReader(shortReads{&completeEvents{ReadCloser: resp.Body}}, maxStreamEvent)
+	var scratch execLineData
 	for {
 		block, err := events.ReadEvent()
 		if err != nil {
@@ -511,7 +512,7 @@ func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEve
 			}
 			return fmt.Errorf("the stream broke before the command's exit event: %w", err)
 		}
-		ev, ok, err := decodeExecEvent(block)
+		ev, ok, err := decodeExecEvent(block, &scratch)
 		if err != nil {
 			return err
 		}
@@ -527,19 +528,45 @@ func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEve
 	}
 }
 
+// shortReads hands the event parser at most maxParserRead bytes per read.
+// The parser looks for the end of an event by searching everything it has
+// buffered and not yet returned, once per event and once per kind of line
+// end; fed a network-sized read of many small events it searches the same
+// bytes over and over (quadratic in the read's size), which made it the
+// slowest step of a busy stream. Short reads bound that rescan; they cost a
+// copy from the buffer completeEvents already holds.
+type shortReads struct{ r io.Reader }
+
+// maxParserRead is the most shortReads passes on at once: a few output
+// lines' worth.
+const maxParserRead = 512
+
+func (s shortReads) Read(p []byte) (int, error) {
+	return s.r.Read(p[:min(len(p), maxParserRead)])
+}
+
+// execLineData is the data of a stdout or stderr event.
+type execLineData struct {
+	Line string `json:"line"`
+}
+
 // decodeExecEvent reads one event block of a streamed exec. It reports false
-// for comments and events other than stdout, stderr and exit.
-func decodeExecEvent(block []byte) (ExecEvent, bool, error) {
+// for comments and events other than stdout, stderr and exit. out is where
+// an output line is decoded: one reused for every event of a stream saves
+// an allocation per line.
+func decodeExecEvent(block []byte, out *execLineData) (ExecEvent, bool, error) {
 	name, data := eventFields(block)
-	switch name {
+	switch string(name) {
 	case eventStdout, eventStderr:
-		var out struct {
-			Line string `json:"line"`
-		}
-		if err := json.Unmarshal(data, &out); err != nil {
+		*out = execLineData{}
+		if err := json.Unmarshal(data, out); err != nil {
 			return ExecEvent{}, false, fmt.Errorf("malformed %s event: %w", name, err)
 		}
-		return ExecEvent{Kind: ExecEventKind(name), Line: out.Line}, true, nil
+		kind := ExecStdout
+		if string(name) == eventStderr {
+			kind = ExecStderr
+		}
+		return ExecEvent{Kind: kind, Line: out.Line}, true, nil
 	case eventExit:
 		var exit struct {
 			ExitCode int             `json:"exit_code"`
@@ -564,8 +591,10 @@ func decodeExecEvent(block []byte) (ExecEvent, bool, error) {
 // the event-stream format says: lines end at CR, LF or CRLF; a line starting
 // with a colon is a comment; one space after a field's colon is dropped; a
 // field without a colon has an empty value; several data lines are joined
-// with LF. Other fields (id, retry) mean nothing to an exec stream.
-func eventFields(block []byte) (name string, data []byte) {
+// with LF. Other fields (id, retry) mean nothing to an exec stream. Both
+// results point into block unless data lines had to be joined.
+func eventFields(block []byte) (name, data []byte) {
+	dataLines := 0
 	for len(block) > 0 {
 		end := bytes.IndexAny(block, "\r\n")
 		line := block
@@ -582,12 +611,13 @@ func eventFields(block []byte) (name string, data []byte) {
 		value = bytes.TrimPrefix(value, []byte(" "))
 		switch string(field) {
 		case "event":
-			name = string(value)
+			name = value
 		case "data":
-			if data != nil {
-				data = append(data, '\n')
+			if dataLines++; dataLines == 1 {
+				data = value
+			} else {
+				data = append(append(slices.Clip(data), '\n'), value...)
 			}
-			data = append(data, value...)
 		}
 	}
 	return name, data

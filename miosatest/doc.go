@@ -8,7 +8,9 @@
 // stream is real server-sent events, create calls honour Idempotency-Key
 // like a careful server, and errors use the API's error envelope. On top of
 // that it records every request, answers exec calls with results you
-// register, and injects faults on demand.
+// register, streams exec output line by line (scripted with delays and
+// faults by HandleExecStream, or the real output of WithLocalShell), and
+// injects faults on demand.
 //
 // A test of your own code, copy-paste ready:
 //

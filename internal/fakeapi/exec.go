@@ -20,8 +20,8 @@ type ExecRequest struct {
 	Command string
 	Code    string
 	// Timeout is the request's own limit, its "timeout" read as
-	// milliseconds (the unit of these routes); zero when the request set
-	// none.
+	// milliseconds (the unit of these routes; whole seconds for the
+	// streamed exec); zero when the request set none.
 	Timeout time.Duration
 	// TimeoutSent is the "timeout" exactly as the request sent it, e.g.
 	// "30000" or "30": clients differ on the unit, and this shows which one

@@ -159,7 +159,8 @@ func decodeStreamRequest(w http.ResponseWriter, r *http.Request) (ExecRequest, b
 			return req, false
 		}
 	}
-	_, timeoutSet := fields["timeout"]
+	raw, timeoutSet := fields["timeout"]
+	timeoutSet = timeoutSet && string(raw) != "null"
 	switch {
 	case strings.TrimSpace(req.Command) == "":
 		invalid(w, "command is required")
@@ -169,6 +170,9 @@ func decodeStreamRequest(w http.ResponseWriter, r *http.Request) (ExecRequest, b
 		return req, false
 	}
 	req.Timeout = time.Duration(seconds) * time.Second
+	if timeoutSet {
+		req.TimeoutSent = json.Number(raw)
+	}
 	return req, true
 }
 
