@@ -103,6 +103,20 @@
 // other command exits 127. WithLocalShell runs commands for real on this
 // machine, in a temporary directory per computer; it is not isolated.
 //
+// # Files
+//
+// Every running machine has a file tree behind the files endpoints (upload,
+// download, list, delete, export), kept on disk in that same temporary
+// directory, so commands run by WithLocalShell see uploaded files and leave
+// files to download. Files stream to and from disk, never held in memory.
+// An export's URL serves the file without the key for an hour. The later Go
+// SDK's forms are answered too: GET /computers/{id}/files?path= and DELETE
+// /computers/{id}/files with the path in a JSON body. An upload's Request
+// has no Body: its form's parts are in Parts. WriteFile and ReadFile seed
+// and inspect the tree directly. DropMidAnswer cuts a download halfway:
+//
+//	srv.Inject(miosatest.Fault{Path: "/computers/*/files/download", Drop: miosatest.DropMidAnswer})
+//
 // # Fake time
 //
 // With WithInMemoryNetwork the server and its clients talk over in-memory

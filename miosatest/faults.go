@@ -10,7 +10,7 @@ import (
 // aliases are their public names.
 
 // Drop says when a faulted request's connection is cut: NoDrop,
-// DropBeforeAct or DropAfterAct.
+// DropBeforeAct, DropAfterAct or DropMidAnswer.
 type Drop = fakeapi.Drop
 
 const (
@@ -23,6 +23,10 @@ const (
 	// command runs), then closes the connection without answering, as when
 	// an answer is lost on the way back.
 	DropAfterAct = fakeapi.DropAfterAct
+	// DropMidAnswer acts on the request and sends the answer's headers and
+	// the first half of its body, then closes the connection, as when a
+	// download is cut off halfway.
+	DropMidAnswer = fakeapi.DropMidAnswer
 )
 
 // StreamFault changes how the readiness stream behaves: StreamNormal,

@@ -111,6 +111,7 @@ type Engine struct {
 	// streams holds the scripted streamed commands.
 	streams execStreams
 	shell   localShell
+	exports exportStore
 }
 
 // New returns an engine configured by cfg, with defaults for unset fields.
@@ -165,6 +166,8 @@ func (e *Engine) routes() {
 	handle("GET /sandboxes/{id}/readiness/stream", e.readinessStream)
 	handle("POST /sandboxes/{id}/exec/stream", e.execStream)
 
+	e.fileRoutes(handle)
+
 	handle("GET /sandbox-templates", e.listTemplates)
 	handle("POST /sandbox-templates", e.idempotent(e.createTemplate))
 	handle("GET /sandbox-templates/build-spec", e.buildSpecSchema)
@@ -177,26 +180,34 @@ func (e *Engine) routes() {
 // ServeHTTP logs the request, authenticates it, applies a matching fault and
 // routes it.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
-	if err != nil {
-		// The client went away mid-body: there is nobody to answer.
-		return
-	}
 	rel := strings.TrimPrefix(r.URL.Path, e.cfg.BasePath)
 	underBase := r.URL.Path == e.cfg.BasePath || strings.HasPrefix(r.URL.Path, e.cfg.BasePath+"/")
 	if !underBase {
 		rel = r.URL.Path
+	}
+	var body []byte
+	// A file upload streams to disk instead; its parts are logged as read.
+	if !isUpload(r.Method, rel) {
+		var err error
+		if body, err = io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1)); err != nil {
+			// The client went away mid-body: there is nobody to answer.
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	entry := e.log.add(r, rel, body)
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() { e.log.finish(entry, sw.status) }()
 	w = sw
 	w.Header().Set("X-Request-ID", entry.ID)
-	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	switch {
 	case len(body) > maxRequestBody:
 		writeError(w, http.StatusRequestEntityTooLarge, "INVALID", fmt.Sprintf("request body exceeds %d bytes", maxRequestBody))
+		return
+	case strings.HasPrefix(r.URL.Path, exportPath):
+		// A signed URL: it needs no key, and is no part of the API.
+		e.serveExport(w, r)
 		return
 	case !underBase:
 		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no route for %s %s: the API lives under %s", r.Method, r.URL.Path, e.cfg.BasePath))

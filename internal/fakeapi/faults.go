@@ -27,6 +27,10 @@ const (
 	// command runs), then closes the connection without answering, as when
 	// an answer is lost on the way back.
 	DropAfterAct
+	// DropMidAnswer acts on the request and sends the answer's headers and
+	// the first half of its body, then closes the connection: a download
+	// cut off halfway.
+	DropMidAnswer
 )
 
 // Always, as Fault.Times, applies a fault to every matching request until
@@ -96,7 +100,7 @@ func (f *Fault) Validate() error {
 		return errors.New("fault Delay and RetryAfter must not be negative")
 	case f.Path != "" && !strings.HasPrefix(f.Path, "/"):
 		return fmt.Errorf("fault path %q must start with /, relative to the base URL (e.g. /computers/*/exec)", f.Path)
-	case f.Drop < NoDrop || f.Drop > DropAfterAct || f.Stream < StreamNormal || f.Stream > StreamEndWithoutVerdict:
+	case f.Drop < NoDrop || f.Drop > DropMidAnswer || f.Stream < StreamNormal || f.Stream > StreamEndWithoutVerdict:
 		return errors.New("unknown Drop or Stream value")
 	}
 	if f.Stream != StreamNormal {
@@ -217,6 +221,10 @@ func (e *Engine) applyFault(w http.ResponseWriter, r *http.Request, f Fault) {
 		// connection is cut as if the answer had been lost on the way.
 		e.route(httptest.NewRecorder(), r)
 		dropConnection(w)
+	case f.Drop == DropMidAnswer:
+		half := &halfAnswer{ResponseWriter: w}
+		e.route(half, r)
+		half.cut()
 	case f.Stream != StreamNormal:
 		e.route(w, r.WithContext(withStreamFault(r.Context(), f.Stream)))
 	default:
@@ -275,3 +283,50 @@ func dropConnection(w http.ResponseWriter) {
 	}
 	_ = conn.Close()
 }
+
+// halfAnswer passes on an answer's headers and the first half of its body
+// (by its Content-Length), then cuts the connection.
+type halfAnswer struct {
+	http.ResponseWriter
+	wroteHeader bool
+	left        int64 // body bytes still to pass on
+	dropped     bool
+}
+
+func (h *halfAnswer) WriteHeader(status int) {
+	if h.wroteHeader {
+		return
+	}
+	h.wroteHeader = true
+	length, _ := strconv.ParseInt(h.Header().Get("Content-Length"), 10, 64)
+	h.left = length / 2
+	h.ResponseWriter.WriteHeader(status)
+}
+
+func (h *halfAnswer) Write(p []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	if h.dropped {
+		return 0, errDropped
+	}
+	if int64(len(p)) <= h.left {
+		h.left -= int64(len(p))
+		return h.ResponseWriter.Write(p)
+	}
+	n, _ := h.ResponseWriter.Write(p[:h.left])
+	h.cut()
+	return n, errDropped
+}
+
+// cut sends what was written so far and closes the connection, once.
+func (h *halfAnswer) cut() {
+	if h.dropped {
+		return
+	}
+	h.dropped = true
+	_ = http.NewResponseController(h.ResponseWriter).Flush()
+	dropConnection(h.ResponseWriter)
+}
+
+func (h *halfAnswer) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+var errDropped = errors.New("miosatest: the connection was cut by a fault")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +22,12 @@ type Request struct {
 	Path   string
 	Query  url.Values
 	Header http.Header
-	// Body is the request body as sent (nil when there was none).
+	// Body is the request body as sent (nil when there was none, and for a
+	// file upload, whose body streams to disk: see Parts).
 	Body []byte
+	// Parts are the parts of a file upload's multipart form, in the order
+	// the server read them.
+	Parts []FormPart
 	// Status is the status the server answered; 0 while the request is
 	// still being served (an open readiness stream answers 200 at once) or
 	// when its connection was dropped.
@@ -102,6 +107,7 @@ func (l *requestLog) snapshot(method, path string) []Request {
 		c.Query = cloneValues(entry.Query)
 		c.Header = entry.Header.Clone()
 		c.Body = bytes.Clone(entry.Body)
+		c.Parts = slices.Clone(entry.Parts)
 		out = append(out, c)
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -37,26 +38,38 @@ type localShell struct {
 // machine's directory, whether it is written absolute or not, and cannot
 // climb out of it.
 func (s *localShell) dir(machineID, workingDir string) (dir, home string, err error) {
-	s.mu.Lock()
-	if s.root == "" {
-		root, err := os.MkdirTemp("", "miosatest-shell-")
-		if err != nil {
-			s.mu.Unlock()
-			return "", "", err
-		}
-		s.root = root
-	}
-	root := s.root
-	s.mu.Unlock()
 	if workingDir == "" {
 		workingDir = defaultWorkingDir
 	}
-	dir = filepath.Join(root, machineID, filepath.Clean("/"+workingDir))
-	home = filepath.Join(root, machineID, defaultWorkingDir)
-	if err := os.MkdirAll(home, 0o755); err != nil {
+	if dir, err = s.hostPath(machineID, workingDir); err != nil {
 		return "", "", err
 	}
+	home, _ = s.hostPath(machineID, defaultWorkingDir)
 	return dir, home, os.MkdirAll(dir, 0o755)
+}
+
+// hostPath returns where the machine's file at remote lives on this host,
+// creating the machine's directory and home on first use. A relative remote
+// path is taken from the machine's home; no path climbs out of the machine's
+// directory. The file tree served by the files endpoints is this one.
+func (s *localShell) hostPath(machineID, remote string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root == "" {
+		root, err := os.MkdirTemp("", "miosatest-shell-")
+		if err != nil {
+			return "", err
+		}
+		s.root = root
+	}
+	machineDir := filepath.Join(s.root, machineID)
+	if err := os.MkdirAll(filepath.Join(machineDir, defaultWorkingDir), 0o755); err != nil {
+		return "", err
+	}
+	if !path.IsAbs(remote) {
+		remote = path.Join(defaultWorkingDir, remote)
+	}
+	return filepath.Join(machineDir, filepath.FromSlash(path.Clean("/"+remote))), nil
 }
 
 // removeAll deletes every machine's directory.
