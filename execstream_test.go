@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,7 +34,7 @@ type execStreamFake struct {
 	stream   http.HandlerFunc // POST /sandboxes/{id}/exec/stream
 	blocking http.HandlerFunc // POST /computers/{id}/exec
 
-	openConns atomic.Int64
+	newConns, openConns atomic.Int64
 }
 
 func newExecStreamFake(t testing.TB, stream, blocking http.HandlerFunc) *execStreamFake {
@@ -50,26 +49,7 @@ func newExecStreamFakeOver(t testing.TB, http2 bool, stream, blocking http.Handl
 	f := &execStreamFake{stream: stream, blocking: blocking}
 	f.Recorder = miosa.NewRecorder(f.respond)
 	f.srv = httptest.NewUnstartedServer(f.Recorder)
-	f.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		switch state {
-		case http.StateNew:
-			f.openConns.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			f.openConns.Add(-1)
-		}
-	}
-	if http2 {
-		f.srv.EnableHTTP2 = true
-		f.srv.StartTLS()
-		f.httpClient = f.srv.Client()
-	} else {
-		f.srv.Start()
-		f.httpClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
-	t.Cleanup(func() {
-		f.httpClient.CloseIdleConnections()
-		f.srv.Close()
-	})
+	f.httpClient = startCounting(t, f.srv, http2, &f.newConns, &f.openConns)
 	return f
 }
 
