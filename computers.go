@@ -374,8 +374,8 @@ func (s *ComputersService) WaitForStatus(ctx context.Context, id string, want Co
 	if want == "" {
 		return nil, fmt.Errorf("%w: the status to wait for is empty", ErrInvalidParams)
 	}
-	wantText := strconv.Quote(string(want))
-	p, err := wait.poller("computer "+id+" to be "+wantText, defaultStatusTimeout, defaultStatusInterval, opts)
+	target := machineTarget{kind: "computer", id: id, want: want, wantText: strconv.Quote(string(want))}
+	p, err := wait.poller("computer "+id+" to be "+target.wantText, defaultStatusTimeout, defaultStatusInterval, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -383,11 +383,11 @@ func (s *ComputersService) WaitForStatus(ctx context.Context, id string, want Co
 	err = p.run(ctx, func(ctx context.Context) (bool, error) {
 		c, err := s.Get(ctx, id, p.opts...)
 		if err != nil {
-			return false, machineGone(err, "computer", id, wantText)
+			return false, target.gone(err)
 		}
 		last = c
-		if cannotReach(c.Status, want) {
-			return false, &MachineStateError{ID: id, Status: c.Status, kind: "computer", want: wantText}
+		if err := target.unreachable(c.Status); err != nil {
+			return false, err
 		}
 		return c.Status == want, nil
 	})

@@ -132,7 +132,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	start := time.Now()
 	waitCtx, cancel := p.bound(ctx)
 	defer cancel()
-	check := &readinessCheck{sandboxes: s, id: id, opts: p.opts, statusDue: start.Add(statusCheckInterval)}
+	check := newReadinessCheck(s, id, p.opts, start)
 
 	outcome := readinessOutcome{path: path, start: start}
 	err = errNoVerdict
@@ -183,41 +183,51 @@ var (
 // can still become ready. It is used by one goroutine at a time.
 type readinessCheck struct {
 	sandboxes *SandboxesService
-	id        string
 	opts      []Option
+	// sandbox is what the wait wants: a sandbox that runs. Only a readiness
+	// answer says it is ready, but its status says when it never will be.
+	sandbox machineTarget
 	// statusDue is when the machine's own status is next asked for. The
 	// readiness answer's status is not known to be sent by every server, so
 	// GET /computers/{id} is the authority on "error" and "destroyed".
 	statusDue time.Time
 }
 
-// readyWant is what a readiness wait waits for, as its MachineStateError
-// says it.
-const readyWant = "it to be ready"
+func newReadinessCheck(s *SandboxesService, id string, opts []Option, start time.Time) *readinessCheck {
+	return &readinessCheck{
+		sandboxes: s,
+		opts:      opts,
+		sandbox:   machineTarget{kind: "sandbox", id: id, want: StatusRunning, wantText: "it to be ready"},
+		statusDue: start.Add(statusCheckInterval),
+	}
+}
 
 // ready is one poll: done when the sandbox is ready; a *MachineStateError
 // when it is in a state it cannot become ready from, or gone.
 func (c *readinessCheck) ready(ctx context.Context) (bool, error) {
-	r, err := c.sandboxes.Readiness(ctx, c.id, c.opts...)
+	r, err := c.sandboxes.Readiness(ctx, c.sandbox.id, c.opts...)
 	switch {
 	case err == nil && r.Ready:
 		return true, nil
-	case err == nil && cannotReach(ComputerStatus(r.Status), StatusRunning):
-		return false, &MachineStateError{ID: c.id, Status: ComputerStatus(r.Status), kind: "sandbox", want: readyWant}
-	case err != nil && !errors.Is(err, ErrNotFound):
+	case err == nil:
+		if stuck := c.sandbox.unreachable(ComputerStatus(r.Status)); stuck != nil {
+			return false, stuck
+		}
+		if time.Now().Before(c.statusDue) {
+			return false, nil
+		}
+	case !errors.Is(err, ErrNotFound):
 		return false, err
-	case err == nil && time.Now().Before(c.statusDue):
-		return false, nil
 	}
 	// Due for a status check, or readiness answered 404: that may be a
 	// sandbox that is gone, or only an endpoint this server lacks.
 	c.statusDue = time.Now().Add(statusCheckInterval)
-	m, statusErr := c.sandboxes.client.Computers.Get(ctx, c.id, c.opts...)
-	switch {
-	case statusErr != nil:
-		return false, machineGone(statusErr, "sandbox", c.id, readyWant)
-	case cannotReach(m.Status, StatusRunning):
-		return false, &MachineStateError{ID: c.id, Status: m.Status, kind: "sandbox", want: readyWant}
+	m, statusErr := c.sandboxes.client.Computers.Get(ctx, c.sandbox.id, c.opts...)
+	if statusErr != nil {
+		return false, c.sandbox.gone(statusErr)
+	}
+	if stuck := c.sandbox.unreachable(m.Status); stuck != nil {
+		return false, stuck
 	}
 	return false, err
 }

@@ -180,28 +180,38 @@ func (e *MachineStateError) Error() string {
 // Unwrap returns the server's 404 answer for a machine that is gone.
 func (e *MachineStateError) Unwrap() error { return e.Err }
 
-// cannotReach reports whether a machine in status can no longer reach want.
-// "error" is a dead end except on the way to destruction (deleting a failed
-// machine is how it is cleaned up); a machine being destroyed only goes on
-// to destroyed.
-func cannotReach(status, want ComputerStatus) bool {
-	if status == want {
-		return false
-	}
-	switch status {
-	case StatusError:
-		return want != StatusDestroying && want != StatusDestroyed
-	case StatusDestroying, StatusDestroyed:
-		return want != StatusDestroyed
-	}
-	return false
+// machineTarget is what a wait wants of one machine: the status it waits
+// for, and how MachineStateError names the machine and the wait.
+type machineTarget struct {
+	kind, id string         // "computer" or "sandbox", and its id
+	want     ComputerStatus // the status waited for
+	wantText string         // the wait, as the error says it
 }
 
-// machineGone turns a 404 for a machine into the MachineStateError of a
-// wait; any other error is returned as it is.
-func machineGone(err error, kind, id, want string) error {
+// unreachable returns the MachineStateError of a machine found in status,
+// or nil while the wanted status can still be reached. "error" is a dead end
+// except on the way to destruction (deleting a failed machine is how it is
+// cleaned up); a machine being destroyed only goes on to destroyed.
+func (t machineTarget) unreachable(status ComputerStatus) error {
+	dead := false
+	switch status {
+	case t.want:
+	case StatusError:
+		dead = t.want != StatusDestroying && t.want != StatusDestroyed
+	case StatusDestroying, StatusDestroyed:
+		dead = t.want != StatusDestroyed
+	}
+	if !dead {
+		return nil
+	}
+	return &MachineStateError{ID: t.id, Status: status, kind: t.kind, want: t.wantText}
+}
+
+// gone turns a 404 for the machine into its MachineStateError; any other
+// error is returned as it is.
+func (t machineTarget) gone(err error) error {
 	if !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	return &MachineStateError{ID: id, Status: StatusDestroyed, Err: err, kind: kind, want: want}
+	return &MachineStateError{ID: t.id, Status: StatusDestroyed, Err: err, kind: t.kind, want: t.wantText}
 }

@@ -27,7 +27,7 @@ func TestPollUntil_HonoursALongerRetryAfter(t *testing.T) {
 	})
 }
 
-func TestCannotReach(t *testing.T) {
+func TestMachineTarget_UnreachableStates(t *testing.T) {
 	tests := []struct {
 		status, want ComputerStatus
 		dead         bool
@@ -48,12 +48,18 @@ func TestCannotReach(t *testing.T) {
 		{StatusDestroyed, StatusDestroyed, false},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.dead, cannotReach(tt.status, tt.want), "%s while waiting for %s", tt.status, tt.want)
+		target := machineTarget{kind: "computer", id: "cmp_1", want: tt.want, wantText: string(tt.want)}
+		err := target.unreachable(tt.status)
+		assert.Equal(t, tt.dead, err != nil, "%s while waiting for %s", tt.status, tt.want)
+		if tt.dead {
+			assert.Equal(t, &MachineStateError{ID: "cmp_1", Status: tt.status, kind: "computer", want: string(tt.want)}, err)
+		}
 	}
 }
 
 func TestMachineStateError_SaysWhatAndUnwrapsTheNotFound(t *testing.T) {
-	gone := machineGone(&APIError{StatusCode: 404, Code: "NOT_FOUND", Message: "no such sandbox"}, "sandbox", "sb_1", readyWant)
+	sandbox := machineTarget{kind: "sandbox", id: "sb_1", want: StatusRunning, wantText: "it to be ready"}
+	gone := sandbox.gone(&APIError{StatusCode: 404, Code: "NOT_FOUND", Message: "no such sandbox"})
 	var stateErr *MachineStateError
 	require.ErrorAs(t, gone, &stateErr)
 	assert.Equal(t, StatusDestroyed, stateErr.Status)
@@ -61,7 +67,7 @@ func TestMachineStateError_SaysWhatAndUnwrapsTheNotFound(t *testing.T) {
 	assert.Equal(t, "miosa: sandbox sb_1 is gone while waiting for it to be ready: miosa: 404 NOT_FOUND: no such sandbox", gone.Error())
 
 	other := &APIError{StatusCode: 403}
-	assert.Same(t, error(other), machineGone(other, "sandbox", "sb_1", readyWant), "only a 404 means gone")
+	assert.Same(t, error(other), sandbox.gone(other), "only a 404 means gone")
 
 	// A value built by a caller, e.g. in a test double, still reads well.
 	assert.Equal(t, `miosa: machine m_1 is in state "error" while waiting for the wanted state`,
