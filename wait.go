@@ -19,7 +19,9 @@ type WaitOptions struct {
 	// PollOnly skips the readiness stream and polls from the start.
 	PollOnly bool
 	// PollInterval is the time between polls; 0 means 10 ms for sandbox
-	// readiness and 2 s for computer status and template builds.
+	// readiness and 2 s for computer status and template builds. Beside an
+	// open readiness stream, readiness is polled every second, or every
+	// PollInterval when that is longer.
 	PollInterval time.Duration
 }
 
