@@ -250,14 +250,15 @@ func execStreamCall(sandboxID string, params ExecParams) (call, error) {
 	switch {
 	case strings.TrimSpace(params.Command) == "":
 		return call{}, fmt.Errorf("%w: exec command is empty", ErrInvalidParams)
-	case params.Timeout < 0 || params.Timeout > maxStreamTimeout:
-		return call{}, fmt.Errorf("%w: streamed exec timeout %s is outside 1s to 24h (0 leaves the server's default)", ErrInvalidParams, params.Timeout)
+	case params.Timeout > maxStreamTimeout:
+		return call{}, fmt.Errorf("%w: streamed exec timeout %s is longer than 24h (0 leaves the server's default)", ErrInvalidParams, params.Timeout)
+	}
+	seconds, err := wholeSeconds("exec timeout", &params.Timeout)
+	if err != nil {
+		return call{}, err
 	}
 	return call{method: http.MethodPost, path: path, body: execStreamBody{
-		Command: params.Command,
-		Timeout: int64((params.Timeout + time.Second - 1) / time.Second),
-		Cwd:     params.WorkingDir,
-		Env:     params.Env,
+		Command: params.Command, Timeout: *seconds, Cwd: params.WorkingDir, Env: params.Env,
 	}}, nil
 }
 

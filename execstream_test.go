@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
@@ -34,28 +34,22 @@ type execStreamFake struct {
 	stream   http.HandlerFunc // POST /sandboxes/{id}/exec/stream
 	blocking http.HandlerFunc // POST /computers/{id}/exec
 
-	openConns atomic.Int64
+	newConns, openConns atomic.Int64
 }
 
 func newExecStreamFake(t testing.TB, stream, blocking http.HandlerFunc) *execStreamFake {
 	t.Helper()
+	return newExecStreamFakeOver(t, false, stream, blocking)
+}
+
+// newExecStreamFakeOver is newExecStreamFake over HTTPS with HTTP/2 when
+// http2 is set.
+func newExecStreamFakeOver(t testing.TB, http2 bool, stream, blocking http.HandlerFunc) *execStreamFake {
+	t.Helper()
 	f := &execStreamFake{stream: stream, blocking: blocking}
 	f.Recorder = miosa.NewRecorder(f.respond)
 	f.srv = httptest.NewUnstartedServer(f.Recorder)
-	f.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		switch state {
-		case http.StateNew:
-			f.openConns.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			f.openConns.Add(-1)
-		}
-	}
-	f.srv.Start()
-	f.httpClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	t.Cleanup(func() {
-		f.httpClient.CloseIdleConnections()
-		f.srv.Close()
-	})
+	f.httpClient = startCounting(t, f.srv, http2, &f.newConns, &f.openConns)
 	return f
 }
 
@@ -405,28 +399,32 @@ func execEndlessOutput(disconnected chan<- struct{}) http.HandlerFunc {
 }
 
 func TestExecStream_BreakClosesTheStreamAtOnce(t *testing.T) {
-	baseline := goleak.IgnoreCurrent()
-	// Registered first, so it runs last: after the server has closed.
-	t.Cleanup(func() { goleak.VerifyNone(t, baseline) })
-	disconnected := make(chan struct{})
-	f := newExecStreamFake(t, execEndlessOutput(disconnected), nil)
-	n := 0
-	for ev, err := range f.client(t).Exec.Stream(context.Background(), "sb_1", miosa.ExecParams{Command: "yes"}) {
-		require.NoError(t, err)
-		require.Equal(t, stdout("more"), ev)
-		if n++; n == 3 {
-			break
-		}
+	for _, http2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[http2], func(t *testing.T) {
+			baseline := goleak.IgnoreCurrent()
+			// Registered first, so it runs last: after the server has closed.
+			t.Cleanup(func() { goleak.VerifyNone(t, baseline) })
+			disconnected := make(chan struct{})
+			f := newExecStreamFakeOver(t, http2, execEndlessOutput(disconnected), nil)
+			n := 0
+			for ev, err := range f.client(t).Exec.Stream(context.Background(), "sb_1", miosa.ExecParams{Command: "yes"}) {
+				require.NoError(t, err)
+				require.Equal(t, stdout("more"), ev)
+				if n++; n == 3 {
+					break
+				}
+			}
+			// The stream was closed when the loop ended, not when a context
+			// or the server ends it: the server sees the disconnect now.
+			select {
+			case <-disconnected:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the server still streams to a loop that ended")
+			}
+			require.Eventually(t, f.allConnectionsClosed, 5*time.Second, time.Millisecond)
+			assert.Len(t, f.Requests(), 1)
+		})
 	}
-	// The stream was closed when the loop ended, not when a context or
-	// the server ends it: the server sees the disconnect now.
-	select {
-	case <-disconnected:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the server still streams to a loop that ended")
-	}
-	require.Eventually(t, f.allConnectionsClosed, 5*time.Second, time.Millisecond)
-	assert.Len(t, f.Requests(), 1)
 }
 
 func TestExecStream_CancelMidStreamEndsItWithTheContextsError(t *testing.T) {
@@ -638,4 +636,54 @@ func execStreamOverBody(t *testing.T, body func() io.Reader) ([]miosa.ExecEvent,
 	events, err := execStreamed(t, c.Exec.Stream(t.Context(), "sb_1", miosa.ExecParams{Command: "x"}))
 	require.Equal(t, int64(1), requests.Load())
 	return events, err
+}
+
+func TestExecStream_ManyMixedStreamsLeaveNothingBehind(t *testing.T) {
+	baseline := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, baseline) })
+	line := "event: stdout\ndata: {\"line\":\"x\"}\n\n"
+	f := newExecStreamFake(t, func(w http.ResponseWriter, r *http.Request) {
+		// The sandbox id says how this stream behaves.
+		switch strings.Split(r.URL.Path, "/")[4] {
+		case "exit":
+			execStreamHandler(line, execExit0)(w, r)
+		case "drop":
+			sseOpen(w)
+			sseSend(w, line)
+			execDrop(w, r)
+		case "refuse":
+			execJSON(http.StatusServiceUnavailable, `{"error":"down"}`)(w, r)
+		case "absent":
+			execJSON(http.StatusNotFound, `{"error":"no route"}`)(w, r)
+		default: // "break", "cancel": output until the client goes away
+			sseOpen(w)
+			for r.Context().Err() == nil {
+				sseSend(w, line)
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}, execJSON(http.StatusOK, `{"stdout":"x\n"}`))
+	client := f.client(t)
+	commands := []string{"exit", "drop", "refuse", "absent", "break", "cancel"}
+	var wg sync.WaitGroup
+	for i := range 120 {
+		wg.Go(func() {
+			command := commands[i%len(commands)]
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for ev, err := range client.Exec.Stream(ctx, command, miosa.ExecParams{Command: "make"}) {
+				if err != nil || ev.Kind != miosa.ExecStdout {
+					continue
+				}
+				if command == "break" {
+					break
+				}
+				if command == "cancel" {
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, f.allConnectionsClosed, 5*time.Second, time.Millisecond)
 }

@@ -30,8 +30,9 @@ const (
 	defaultReadyTimeout  = 30 * time.Second
 	defaultReadyInterval = 10 * time.Millisecond
 
-	// maxStreamEvent bounds one event block of the readiness stream. A larger
-	// event ends the stream and the wait falls back to polling.
+	// maxStreamEvent bounds one event block of a stream. A larger event
+	// ends the stream: the readiness wait falls back to polling, and a
+	// streamed exec ends with its outcome unknown.
 	maxStreamEvent = 1 << 20
 )
 
@@ -51,9 +52,9 @@ const (
 	verdictTimeout
 )
 
-// streamRefusedError is a readiness stream answer that is not an event
-// stream: a non-200 status (404 from servers that predate the endpoint) or a
-// 200 of another media type.
+// streamRefusedError is a stream answer (readiness, or a streamed exec's
+// 2xx) that is not an event stream: a non-200 status (404 from servers that
+// predate the endpoint) or a 200 of another media type.
 type streamRefusedError struct {
 	StatusCode  int
 	ContentType string
@@ -386,7 +387,7 @@ func acceptEventStream(_ *sse.Client, resp *http.Response) error {
 	return backoff.Permanent(&streamRefusedError{StatusCode: resp.StatusCode, ContentType: contentType})
 }
 
-// errEventTooLarge is a readiness stream event over maxStreamEvent bytes.
+// errEventTooLarge is a stream event over maxStreamEvent bytes.
 var errEventTooLarge = fmt.Errorf("stream event larger than %d bytes", maxStreamEvent)
 
 // completeEvents passes an event stream through only up to the end of its

@@ -70,30 +70,10 @@ func newSSEFake(t testing.TB, stream, poll http.HandlerFunc, opts ...sseFakeOpti
 	}
 	f.status = ssePollJSON(`{"data":{"id":"sb_1","status":"running"}}`)
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	f.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		switch state {
-		case http.StateNew:
-			f.newConns.Add(1)
-			f.openConns.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			f.openConns.Add(-1)
-		}
-	}
 	for _, opt := range opts {
 		opt(f)
 	}
-	if f.overTLS {
-		f.srv.EnableHTTP2 = true
-		f.srv.StartTLS()
-		f.httpClient = f.srv.Client()
-	} else {
-		f.srv.Start()
-		f.httpClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
-	t.Cleanup(func() {
-		f.httpClient.CloseIdleConnections()
-		f.srv.Close()
-	})
+	f.httpClient = startCounting(t, f.srv, f.overTLS, &f.newConns, &f.openConns)
 	return f
 }
 
