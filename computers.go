@@ -375,7 +375,7 @@ func (s *ComputersService) WaitForStatus(ctx context.Context, id string, want Co
 		return nil, fmt.Errorf("%w: the status to wait for is empty", ErrInvalidParams)
 	}
 	target := machineTarget{kind: "computer", id: id, want: want, wantText: strconv.Quote(string(want))}
-	p, err := wait.poller("computer "+id+" to be "+target.wantText, defaultStatusTimeout, defaultStatusInterval, opts)
+	p, err := wait.poller(s.client, "computer "+id+" to be "+target.wantText, defaultStatusTimeout, defaultStatusInterval, opts)
 	if err != nil {
 		return nil, err
 	}

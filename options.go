@@ -28,6 +28,7 @@ type settings struct {
 	retryMax         time.Duration
 	maxRetryAfter    time.Duration
 	requestTimeout   time.Duration
+	pollInterval     time.Duration // 0: each wait's own default
 	maxResponseBytes int64
 	userAgent        string
 	userAgentHeader  []string // "miosa-go/<Version>" and userAgent, derived by resolve
@@ -103,6 +104,16 @@ func WithRequestTimeout(d time.Duration) Option {
 	return func(s *settings) { s.requestTimeout = d }
 }
 
+// WithPollInterval sets the time between polls of every wait
+// (Computers.WaitForStatus, SandboxTemplates.WaitForBuild and the polling of
+// Sandboxes.WaitUntilReady) whose WaitOptions.PollInterval is zero. It is
+// for servers that answer faster than the real one, such as a test fake:
+// miosatest's clients poll every few milliseconds through it. Default: each
+// wait's own (2 s for status and builds, 10 ms for readiness).
+func WithPollInterval(d time.Duration) Option {
+	return func(s *settings) { s.pollInterval = d }
+}
+
 // WithMaxResponseSize caps how many bytes of a successful response body are
 // read; a larger body fails the call with a clear error instead of being
 // read into memory. Default 32 MiB.
@@ -174,6 +185,8 @@ func (s *settings) resolve() error {
 		return fmt.Errorf("%w: WithRetryDelay wants 0 <= min <= max", ErrInvalidParams)
 	case s.maxRetryAfter < 0:
 		return fmt.Errorf("%w: WithMaxRetryAfter must not be negative", ErrInvalidParams)
+	case s.pollInterval < 0:
+		return fmt.Errorf("%w: WithPollInterval must not be negative", ErrInvalidParams)
 	case s.requestTimeout <= 0:
 		return fmt.Errorf("%w: WithRequestTimeout must be positive", ErrInvalidParams)
 	case s.maxResponseBytes <= 0:

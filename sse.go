@@ -118,7 +118,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	if err != nil {
 		return false, err
 	}
-	p, err := wait.poller("sandbox "+id+" to be ready", defaultReadyTimeout, defaultReadyInterval, opts)
+	p, err := wait.poller(s.client, "sandbox "+id+" to be ready", defaultReadyTimeout, defaultReadyInterval, opts)
 	if err != nil {
 		return false, err
 	}

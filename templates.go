@@ -444,7 +444,7 @@ func (s *SandboxTemplatesService) WaitForBuild(ctx context.Context, templateID, 
 	if _, err := pathID("build", buildID); err != nil {
 		return nil, err
 	}
-	p, err := wait.poller("build "+buildID+" of template "+templateID, defaultBuildTimeout, defaultBuildInterval, opts)
+	p, err := wait.poller(s.client, "build "+buildID+" of template "+templateID, defaultBuildTimeout, defaultBuildInterval, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,9 @@ type WaitOptions struct {
 	Timeout time.Duration
 	// PollOnly skips the readiness stream and polls from the start.
 	PollOnly bool
-	// PollInterval is the time between polls; 0 means 10 ms for sandbox
-	// readiness and 2 s for computer status and template builds. Beside an
+	// PollInterval is the time between polls; 0 means the client's
+	// WithPollInterval, else 10 ms for sandbox readiness and 2 s for
+	// computer status and template builds. Beside an
 	// open readiness stream, readiness is polled every second, or every
 	// PollInterval when that is longer.
 	PollInterval time.Duration
@@ -41,16 +42,20 @@ type poller struct {
 	opts []Option
 }
 
-// poller resolves w against a wait's defaults. Negative durations are
-// refused with ErrInvalidParams.
-func (w WaitOptions) poller(what string, defaultTimeout, defaultInterval time.Duration, opts []Option) (*poller, error) {
+// poller resolves w against c's settings (with opts) and a wait's defaults.
+// Negative durations are refused with ErrInvalidParams.
+func (w WaitOptions) poller(c *Client, what string, defaultTimeout, defaultInterval time.Duration, opts []Option) (*poller, error) {
 	if w.Timeout < 0 || w.PollInterval < 0 {
 		return nil, fmt.Errorf("%w: wait timeout and poll interval must not be negative", ErrInvalidParams)
+	}
+	s, err := c.settingsFor(opts)
+	if err != nil {
+		return nil, err
 	}
 	return &poller{
 		what:     what,
 		timeout:  cmp.Or(w.Timeout, defaultTimeout),
-		interval: cmp.Or(w.PollInterval, defaultInterval),
+		interval: cmp.Or(w.PollInterval, s.pollInterval, defaultInterval),
 		opts:     append(opts[:len(opts):len(opts)], WithMaxRetries(0)),
 	}, nil
 }

@@ -75,3 +75,30 @@ func TestMachineStateError_SaysWhatAndUnwrapsTheNotFound(t *testing.T) {
 	assert.NotErrorIs(t, &MachineStateError{ID: "m_1", Status: StatusError}, ErrNotFound)
 	assert.False(t, errors.Is(&MachineStateError{}, ErrWaitTimeout))
 }
+
+func TestWithPollInterval_SetsTheDefaultIntervalOfEveryWait(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []Option
+		wait WaitOptions
+		want time.Duration
+	}{
+		{"the wait's own default", nil, WaitOptions{}, 2 * time.Second},
+		{"the client's interval", []Option{WithPollInterval(5 * time.Millisecond)}, WaitOptions{}, 5 * time.Millisecond},
+		{"the wait's interval wins", []Option{WithPollInterval(5 * time.Millisecond)}, WaitOptions{PollInterval: time.Second}, time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := statusServer("creating", "running")
+				c := newFakeClient(t, rec, tc.opts...)
+				start := time.Now()
+				_, err := c.Computers.WaitForStatus(t.Context(), "cmp_1", StatusRunning, tc.wait)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, time.Since(start))
+			})
+		})
+	}
+	_, err := NewClient(testKey, WithPollInterval(-time.Second))
+	require.ErrorIs(t, err, ErrInvalidParams)
+}

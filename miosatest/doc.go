@@ -23,8 +23,7 @@
 //			Name: "ci", TemplateType: miosa.DefaultSandboxTemplate,
 //		})
 //		require.NoError(t, err)
-//		_, err = client.Computers.WaitForStatus(t.Context(), sb.ID, miosa.StatusRunning,
-//			miosa.WaitOptions{PollInterval: miosatest.PollInterval})
+//		_, err = client.Computers.WaitForStatus(t.Context(), sb.ID, miosa.StatusRunning, miosa.WaitOptions{})
 //		require.NoError(t, err)
 //		res, err := client.Exec.Run(t.Context(), sb.ID, miosa.ExecParams{Command: "node --version"})
 //		require.NoError(t, err)
@@ -77,10 +76,11 @@
 // The fake boots machines in DefaultBootDelay and moves builds every
 // DefaultBuildStepDelay, but a wait polls at its own interval: by default
 // every 2 s for Computers.WaitForStatus and SandboxTemplates.WaitForBuild.
-// Pass PollInterval in the wait's options so a test waits milliseconds:
+// Clients from Server.Client poll every PollInterval instead, so a test
+// waits milliseconds. A client of your own gets the same with
 //
-//	c, err := client.Computers.WaitForStatus(ctx, id, miosa.StatusRunning,
-//		miosa.WaitOptions{PollInterval: miosatest.PollInterval})
+//	client, err := miosa.NewClient(key, miosa.WithBaseURL(srv.URL),
+//		miosa.WithPollInterval(miosatest.PollInterval))
 //
 // Sandboxes.WaitUntilReady needs nothing: it follows the readiness stream,
 // and polls every 10 ms without it.

@@ -27,10 +27,11 @@ const DefaultBootDelay = 20 * time.Millisecond
 // then "building", unless WithBuildStepDelay says otherwise.
 const DefaultBuildStepDelay = 10 * time.Millisecond
 
-// PollInterval is a poll interval that suits the fake's delays: pass it as
-// miosa.WaitOptions.PollInterval so that Computers.WaitForStatus and
-// SandboxTemplates.WaitForBuild, which poll every 2 s by default, follow
-// the fake within milliseconds.
+// PollInterval is a poll interval that suits the fake's delays. Clients from
+// Server.Client poll at it (miosa.WithPollInterval), so
+// Computers.WaitForStatus and SandboxTemplates.WaitForBuild, which poll every
+// 2 s by default, follow the fake within milliseconds; pass it as
+// miosa.WaitOptions.PollInterval to a client of your own.
 const PollInterval = 5 * time.Millisecond
 
 // Server is a fake MIOSA API on a loopback address: an in-memory, stateful
@@ -273,7 +274,8 @@ func (s *Server) Close() error {
 }
 
 // Client returns a miosa client pointed at the server, with a valid test
-// key and no delay between retries (the retry count stays the SDK's). opts
+// key, no delay between retries (the retry count stays the SDK's) and waits
+// that poll every PollInterval. opts
 // are applied after those settings and may override them. An option
 // NewClient refuses fails the test (or panics, for a server made by Start).
 func (s *Server) Client(opts ...miosa.Option) *miosa.Client {
@@ -281,6 +283,7 @@ func (s *Server) Client(opts ...miosa.Option) *miosa.Client {
 		miosa.WithBaseURL(s.URL),
 		miosa.WithHTTPClient(s.httpClient),
 		miosa.WithRetryDelay(0, 0),
+		miosa.WithPollInterval(PollInterval),
 	}
 	c, err := miosa.NewClient(s.apiKey, append(base, opts...)...)
 	if err != nil {
