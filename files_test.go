@@ -336,7 +336,7 @@ func TestFilesDownload_BodyShorterThanItsLengthIsAnErrorWithTheCount(t *testing.
 	client, count := filesServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		w.Header().Set("Content-Length", "1000")
 		_, _ = w.Write(everyByte[:300])
-		hijackAndClose(w)
+		flushAndClose(w)
 	})
 	var buf bytes.Buffer
 	n, err := client.Files.Download(t.Context(), "cmp_1", "/f", &buf)
@@ -370,12 +370,12 @@ func TestFilesDownload_RetriedOnlyBeforeTheFirstByte(t *testing.T) {
 		{"dropped after the headers", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Length", strconv.Itoa(len(everyByte)))
 			w.WriteHeader(200)
-			hijackAndClose(w)
+			flushAndClose(w)
 		}, 2, true},
 		{"dropped after some bytes", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Length", strconv.Itoa(len(everyByte)))
 			_, _ = w.Write(everyByte[:10])
-			hijackAndClose(w)
+			flushAndClose(w)
 		}, 1, false},
 	}
 	for _, tc := range cases {
@@ -653,15 +653,19 @@ func TestFiles_InvalidArgumentsFailBeforeAnyRequest(t *testing.T) {
 	assert.Zero(t, count.Load())
 }
 
-// hijackAndClose cuts the connection, after flushing whatever was written.
+// hijackAndClose cuts the connection without answering.
 func hijackAndClose(w http.ResponseWriter) {
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
-	conn, _, err := rc.Hijack()
+	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler)
 	}
 	_ = conn.Close()
+}
+
+// flushAndClose sends what was written so far, then cuts the connection.
+func flushAndClose(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).Flush()
+	hijackAndClose(w)
 }
 
 // newFakeClientWith returns a client whose requests go through rt.
