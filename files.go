@@ -202,7 +202,7 @@ type uploadSource struct {
 	// mu is held during every Read of r, so that the next attempt and the
 	// end of the call wait for a read still in progress.
 	mu      sync.Mutex
-	attempt int   // the attempt whose body may read r; 0 once the call ended
+	attempt int   // the attempt whose body may read r; -1 once the call ended
 	read    int64 // bytes of r read by that attempt
 	err     error // r's failure: it ends the call
 }

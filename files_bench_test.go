@@ -219,34 +219,15 @@ func (h *heapPeak) growthMiB() float64 {
 	return float64(max(h.peak.Load(), h.base.Load())-h.base.Load()) / (1 << 20)
 }
 
-// BenchmarkFilesUpload moves one file per op through Files.Upload and
-// through rawUpload, against the same server. Heap growth is of the whole
-// process (client and server; the server buffers nothing).
-func BenchmarkFilesUpload(b *testing.B) {
-	size := int64(*benchFileMiB) << 20
-	base := filesBenchServer(b, size)
-	client, err := miosa.NewClient(scriptedKey, miosa.WithBaseURL(base))
-	if err != nil {
-		b.Fatal(err)
-	}
-	hc := &http.Client{}
-	b.Run(fmt.Sprintf("sdk/%dMiB", *benchFileMiB), func(b *testing.B) {
+// benchTransfer runs op, which moves one file of size bytes, b.N times,
+// and reports the heap's peak growth beside the throughput.
+func benchTransfer(b *testing.B, name string, size int64, op func() error) {
+	b.Run(fmt.Sprintf("%s/%dMiB", name, size>>20), func(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
 		h := startHeapPeak()
 		for b.Loop() {
-			if err := client.Files.Upload(context.Background(), "cmp_1", "/home/user/big.bin", &patternFile{size: size}, miosa.FileUploadParams{}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(h.growthMiB(), "peak-heap-MiB")
-	})
-	b.Run(fmt.Sprintf("raw/%dMiB", *benchFileMiB), func(b *testing.B) {
-		b.SetBytes(size)
-		b.ReportAllocs()
-		h := startHeapPeak()
-		for b.Loop() {
-			if err := rawUpload(hc, base, &patternFile{size: size}); err != nil {
+			if err := op(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -254,83 +235,78 @@ func BenchmarkFilesUpload(b *testing.B) {
 	})
 }
 
-// BenchmarkFilesDownload moves one file per op through Files.Download and
-// through rawDownload, against the same server.
-func BenchmarkFilesDownload(b *testing.B) {
+// filesBenchClients starts the benchmark server and returns an SDK client
+// and a plain one for it, with its base URL and the file size.
+func filesBenchClients(b *testing.B) (*miosa.Client, *http.Client, string, int64) {
 	size := int64(*benchFileMiB) << 20
 	base := filesBenchServer(b, size)
 	client, err := miosa.NewClient(scriptedKey, miosa.WithBaseURL(base))
 	if err != nil {
 		b.Fatal(err)
 	}
-	hc := &http.Client{}
-	b.Run(fmt.Sprintf("sdk/%dMiB", *benchFileMiB), func(b *testing.B) {
-		b.SetBytes(size)
-		b.ReportAllocs()
-		h := startHeapPeak()
-		for b.Loop() {
-			w := &countingWriter{}
-			if n, err := client.Files.Download(context.Background(), "cmp_1", "/home/user/big.bin", w); err != nil || n != size {
-				b.Fatal(n, err)
-			}
+	return client, &http.Client{}, base, size
+}
+
+// BenchmarkFilesUpload moves one file per op through Files.Upload and
+// through rawUpload, against the same server. Heap growth is of the whole
+// process (client and server; the server buffers nothing).
+func BenchmarkFilesUpload(b *testing.B) {
+	client, hc, base, size := filesBenchClients(b)
+	benchTransfer(b, "sdk", size, func() error { return sdkUpload(client, size) })
+	benchTransfer(b, "raw", size, func() error { return rawUpload(hc, base, &patternFile{size: size}) })
+}
+
+// BenchmarkFilesDownload moves one file per op through Files.Download and
+// through rawDownload, against the same server.
+func BenchmarkFilesDownload(b *testing.B) {
+	client, hc, base, size := filesBenchClients(b)
+	benchTransfer(b, "sdk", size, func() error { return sdkDownload(client, size) })
+	benchTransfer(b, "raw", size, func() error { return checkSize(rawDownload(hc, base, &countingWriter{}))(size) })
+}
+
+func sdkUpload(client *miosa.Client, size int64) error {
+	return client.Files.Upload(context.Background(), "cmp_1", "/home/user/big.bin", &patternFile{size: size}, miosa.FileUploadParams{})
+}
+
+func sdkDownload(client *miosa.Client, size int64) error {
+	return checkSize(client.Files.Download(context.Background(), "cmp_1", "/home/user/big.bin", &countingWriter{}))(size)
+}
+
+// checkSize turns a download's count and error into a check of its size.
+func checkSize(n int64, err error) func(size int64) error {
+	return func(size int64) error {
+		if err == nil && n != size {
+			err = fmt.Errorf("downloaded %d bytes, want %d", n, size)
 		}
-		b.ReportMetric(h.growthMiB(), "peak-heap-MiB")
-	})
-	b.Run(fmt.Sprintf("raw/%dMiB", *benchFileMiB), func(b *testing.B) {
-		b.SetBytes(size)
-		b.ReportAllocs()
-		h := startHeapPeak()
-		for b.Loop() {
-			if n, err := rawDownload(hc, base, &countingWriter{}); err != nil || n != size {
-				b.Fatal(n, err)
-			}
-		}
-		b.ReportMetric(h.growthMiB(), "peak-heap-MiB")
-	})
+		return err
+	}
 }
 
 // BenchmarkFilesPaired alternates the SDK and the raw client in one loop,
 // so both see the same machine load, and reports the SDK's throughput as a
 // fraction of the raw client's (above 1: the SDK is faster).
 func BenchmarkFilesPaired(b *testing.B) {
-	size := int64(*benchFileMiB) << 20
-	base := filesBenchServer(b, size)
-	client, err := miosa.NewClient(scriptedKey, miosa.WithBaseURL(base))
-	if err != nil {
-		b.Fatal(err)
-	}
-	hc := &http.Client{}
-	ctx := context.Background()
-	pair := func(b *testing.B, sdk, raw func() error) {
-		b.SetBytes(2 * size)
-		var sdkTime, rawTime time.Duration
-		for b.Loop() {
-			start := time.Now()
-			if err := sdk(); err != nil {
-				b.Fatal(err)
+	client, hc, base, size := filesBenchClients(b)
+	pair := func(name string, sdk, raw func() error) {
+		b.Run(fmt.Sprintf("%s/%dMiB", name, size>>20), func(b *testing.B) {
+			b.SetBytes(2 * size)
+			var sdkTime, rawTime time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if err := sdk(); err != nil {
+					b.Fatal(err)
+				}
+				mid := time.Now()
+				if err := raw(); err != nil {
+					b.Fatal(err)
+				}
+				sdkTime, rawTime = sdkTime+mid.Sub(start), rawTime+time.Since(mid)
 			}
-			mid := time.Now()
-			if err := raw(); err != nil {
-				b.Fatal(err)
-			}
-			sdkTime, rawTime = sdkTime+mid.Sub(start), rawTime+time.Since(mid)
-		}
-		b.ReportMetric(rawTime.Seconds()/sdkTime.Seconds(), "sdk/raw-throughput")
+			b.ReportMetric(rawTime.Seconds()/sdkTime.Seconds(), "sdk/raw-throughput")
+		})
 	}
-	b.Run(fmt.Sprintf("upload/%dMiB", *benchFileMiB), func(b *testing.B) {
-		pair(b, func() error {
-			return client.Files.Upload(ctx, "cmp_1", "/home/user/big.bin", &patternFile{size: size}, miosa.FileUploadParams{})
-		}, func() error {
-			return rawUpload(hc, base, &patternFile{size: size})
-		})
-	})
-	b.Run(fmt.Sprintf("download/%dMiB", *benchFileMiB), func(b *testing.B) {
-		pair(b, func() error {
-			_, err := client.Files.Download(ctx, "cmp_1", "/home/user/big.bin", &countingWriter{})
-			return err
-		}, func() error {
-			_, err := rawDownload(hc, base, &countingWriter{})
-			return err
-		})
-	})
+	pair("upload", func() error { return sdkUpload(client, size) },
+		func() error { return rawUpload(hc, base, &patternFile{size: size}) })
+	pair("download", func() error { return sdkDownload(client, size) },
+		func() error { return checkSize(rawDownload(hc, base, &countingWriter{}))(size) })
 }
