@@ -232,7 +232,7 @@ func (s *ExecService) Stream(ctx context.Context, sandboxID string, params ExecP
 		_, err = s.client.send(ctx, cl, opts)
 		var apiErr *APIError
 		switch {
-		case err == nil, errors.Is(err, errStreamStopped):
+		case err == nil:
 		case errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusMethodNotAllowed):
 			s.streamBlocking(ctx, sandboxID, params, opts, yield)
 		default:
@@ -257,7 +257,7 @@ func execStreamCall(sandboxID string, params ExecParams) (call, error) {
 	if err != nil {
 		return call{}, err
 	}
-	return call{method: http.MethodPost, path: path, body: execStreamBody{
+	return call{method: http.MethodPost, path: path, accept: eventStreamAccept, body: execStreamBody{
 		Command: params.Command, Timeout: *seconds, Cwd: params.WorkingDir, Env: params.Env,
 	}}, nil
 }

@@ -164,6 +164,7 @@ func TestExecStream_RequestShape(t *testing.T) {
 			assert.Empty(t, r.Query)
 			assert.Equal(t, "Bearer "+scriptedKey, r.Header.Get("Authorization"))
 			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+			assert.Equal(t, "text/event-stream", r.Header.Get("Accept"), "the wire contract asks for an event stream")
 			assert.Empty(t, r.Header.Get("Idempotency-Key"), "exec carries no idempotency key")
 			assert.JSONEq(t, tt.wantDoc, string(r.Body))
 		})

@@ -73,6 +73,8 @@ type call struct {
 	// call, unless it wraps errNothingDelivered and the call may be sent
 	// again. The pipeline closes the body afterwards.
 	consume func(*http.Response) error
+	// accept is the Accept header; nil means JSON.
+	accept []string
 	// keyed marks a create-type call: it carries an Idempotency-Key, the same
 	// on every attempt, which makes it safe to retry.
 	keyed bool
@@ -325,7 +327,11 @@ func (c *Client) newRequest(ctx context.Context, s *settings, op *call, payload 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalidParams, op.method, op.path, err)
 	}
-	c.setHeaders(req.Header, s, acceptJSON)
+	accept := op.accept
+	if accept == nil {
+		accept = acceptJSON
+	}
+	c.setHeaders(req.Header, s, accept)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

@@ -478,17 +478,13 @@ const (
 	eventExit   = "exit"
 )
 
-// errStreamStopped is how reading a streamed exec ends when the caller stops
-// asking for events: not a failure, and never reported to the caller.
-var errStreamStopped = errors.New("the caller stopped reading the stream")
-
 // errNoExit is a streamed exec that ended cleanly without its exit event.
 var errNoExit = errors.New("the stream ended before the command's exit event")
 
 // readExecStream reads a streamed exec's answer and passes each output line,
 // then the exit, to yield as soon as its event is complete. It returns nil
-// after the exit event, errStreamStopped once yield returns false, and
-// otherwise why the stream ended without a trustworthy exit: ctx's error, a
+// after the exit event or once yield returns false (the caller has what it
+// wanted: not a failure), and otherwise why the stream ended without a trustworthy exit: ctx's error, a
 // broken or oversized stream, a malformed event, or an exit carrying an
 // error object.
 func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEvent) bool) error {
@@ -520,10 +516,7 @@ func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEve
 		if !ok {
 			continue
 		}
-		if !yield(ev) {
-			return errStreamStopped
-		}
-		if ev.Kind == ExecExit {
+		if !yield(ev) || ev.Kind == ExecExit {
 			return nil
 		}
 	}
