@@ -56,5 +56,5 @@ func ExampleSandboxTemplatesService() {
 		log.Fatal(err)
 	}
 	fmt.Println("template", tpl.Name, "build", build.Status)
-	// Output: template node20 build succeeded
+	// Output: template node20 build ready
 }

@@ -143,7 +143,7 @@ func TestTemplates_BuildSucceedsAndMakesTheTemplateReady(t *testing.T) {
 	assert.Equal(t, id, b["template_id"])
 
 	done := awaitBuild(t, srv, id, b["id"].(string))
-	assert.Equal(t, "succeeded", done["status"])
+	assert.Equal(t, "ready", done["status"])
 	assert.Empty(t, done["error"])
 	assert.NotNil(t, done["started_at"])
 	assert.NotNil(t, done["finished_at"])
@@ -163,7 +163,7 @@ func TestTemplates_FailBuildsEndsTheNextBuildsFailed(t *testing.T) {
 	assert.Equal(t, "failed", call(t, srv, "GET", "/sandbox-templates/"+id, "").object(t)["status"])
 
 	ok := call(t, srv, "POST", "/sandbox-templates/"+id+"/builds", "").object(t)
-	assert.Equal(t, "succeeded", ok["status"], "only the next n builds fail")
+	assert.Equal(t, "ready", ok["status"], "only the next n builds fail")
 	assert.Len(t, buildsOf(t, srv, id), 2)
 
 	bad := call(t, srv, "POST", "/sandbox-templates/"+id+"/builds", `{"build_spec":{"runtime":"cobol"}}`)

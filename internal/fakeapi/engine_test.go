@@ -98,7 +98,7 @@ func TestEngine_BuildMovesQueuedBuildingSucceeded(t *testing.T) {
 		assert.Equal(t, "building", statusAt())
 		time.Sleep(time.Second)
 		synctest.Wait()
-		assert.Equal(t, "succeeded", statusAt())
+		assert.Equal(t, "ready", statusAt())
 		got := object(t, do(t, e, "GET", "/sandbox-templates/"+tplID, ""))
 		assert.Equal(t, "ready", got["status"])
 		assert.Contains(t, got["image_ref"], tplID)

@@ -16,14 +16,15 @@ const (
 	templateFailed  = "failed"
 )
 
-// Build statuses, in the order a build moves through them. Newer servers
-// (Config.BuildStates) add two steps and name success "ready".
+// Build statuses, in the order a build moves through them. Success is
+// "ready", as the official SDKs' build types name it ("succeeded" is seen in
+// no fixture); newer servers (Config.BuildStates) add two steps and report
+// under "state".
 const (
 	buildQueued       = "queued"
 	buildBuilding     = "building"
 	buildCertifying   = "certifying"
 	buildSnapshotting = "snapshotting"
-	buildSucceeded    = "succeeded"
 	buildReady        = "ready"
 	buildFailed       = "failed"
 )
@@ -223,7 +224,7 @@ func (e *Engine) listBuilds(w http.ResponseWriter, r *http.Request) {
 
 // createBuild serves POST /sandbox-templates/{id}/builds. The body may carry
 // build_spec overrides, merged over the template's spec and validated. The
-// build moves queued → building → succeeded (or failed, when a failure was
+// build moves queued → building → ready (or failed, when a failure was
 // asked for), one BuildStepDelay per step; with Config.BuildStates, queued
 // → building → certifying → snapshotting → ready (or failed).
 func (e *Engine) createBuild(w http.ResponseWriter, r *http.Request) {
@@ -297,10 +298,7 @@ func (e *Engine) finishBuild(t *template, b *build) {
 		}
 		return
 	}
-	b.status = buildSucceeded
-	if e.cfg.BuildStates {
-		b.status = buildReady
-	}
+	b.status = buildReady
 	t.status = templateReady
 	t.imageRef = "registry.miosa.invalid/templates/" + t.id + ":" + b.id
 }
