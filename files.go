@@ -159,7 +159,10 @@ type FilesService service
 // that then ends early fails the call. Any other reader is sent once and
 // never retried. A reader that fails fails the call with an error saying
 // how many of its bytes were read. Upload does not return while a Read of r
-// is in progress, and reads no more of it afterwards.
+// is in progress, and reads no more of it afterwards. So a Read that blocks
+// holds the call, even past its context (Go's HTTP client also waits for
+// it): make r's Read return when you cancel, e.g. by closing the pipe it
+// reads.
 func (s *FilesService) Upload(ctx context.Context, computerID, remotePath string, r io.Reader, params FileUploadParams, opts ...Option) error {
 	p, err := computerPath(computerID, "/files/upload")
 	if err != nil {
