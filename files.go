@@ -344,6 +344,7 @@ func (s *FilesService) Download(ctx context.Context, computerID, remotePath stri
 	}
 	var written int64
 	cl := call{method: http.MethodGet, path: p, query: url.Values{"path": {remotePath}},
+		accept: anyMediaType, // the file's bytes, whatever their type
 		consume: func(resp *http.Response) error {
 			var err error
 			written, err = copyDownload(ctx, w, resp, downloadStallLimit)

@@ -320,6 +320,7 @@ func TestFilesDownload_StreamsTheBytesAndReturnsTheCount(t *testing.T) {
 			client, _ := filesServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
 				assert.Equal(t, "/api/v1/computers/cmp_1/files/download", r.URL.Path)
 				assert.Equal(t, name, r.URL.Query().Get("path"))
+				assert.Equal(t, "*/*", r.Header.Get("Accept"), "a file is asked for whatever its type")
 				w.Header().Set("Content-Length", strconv.Itoa(len(everyByte)))
 				_, _ = w.Write(everyByte)
 			}, WithMaxResponseSize(10))

@@ -47,6 +47,7 @@ func (c *Client) setHeaders(h http.Header, s *settings, accept []string) {
 var (
 	acceptJSON        = []string{"application/json"}
 	eventStreamAccept = []string{"text/event-stream"}
+	anyMediaType      = []string{"*/*"}
 )
 
 const userAgent = "miosa-go/" + Version
