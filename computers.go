@@ -193,7 +193,7 @@ func (s *ComputersService) Create(ctx context.Context, params ComputerCreatePara
 	if err := params.validate(); err != nil {
 		return nil, err
 	}
-	return decodeObject[Computer](ctx, s.client, call{
+	return sendForObject[Computer](ctx, s.client, call{
 		method: http.MethodPost, path: "/computers", body: params, keyed: true,
 	}, opts, "computer", "sandbox")
 }
@@ -205,7 +205,7 @@ func (s *ComputersService) Get(ctx context.Context, id string, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject[Computer](ctx, s.client, call{method: http.MethodGet, path: path}, opts, "computer", "sandbox")
+	return sendForObject[Computer](ctx, s.client, call{method: http.MethodGet, path: path}, opts, "computer", "sandbox")
 }
 
 // List fetches one page of computers (GET /computers).
@@ -219,7 +219,7 @@ func (s *ComputersService) listPage(ctx context.Context, params ComputerListPara
 	if err != nil {
 		return nil, nil, err
 	}
-	return decodeList[Computer](ctx, s.client, call{method: http.MethodGet, path: "/computers", query: q}, opts, "computers", "sandboxes")
+	return sendForList[Computer](ctx, s.client, call{method: http.MethodGet, path: "/computers", query: q}, opts, "computers", "sandboxes")
 }
 
 // maxListPages bounds how many pages one Computers.All walk fetches, so a

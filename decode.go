@@ -9,9 +9,9 @@ import (
 	"github.com/miosa-ai/miosa-go/internal/wire"
 )
 
-// decodeObject sends op and decodes the single object in its answer, under
+// sendForObject sends op and decodes the single object in its answer, under
 // whichever envelope the server used; wrappers name the resource's own key.
-func decodeObject[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) (*T, error) {
+func sendForObject[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) (*T, error) {
 	res, err := c.send(ctx, op, opts)
 	if err != nil {
 		return nil, err
@@ -41,9 +41,9 @@ func decodeObject[T any](ctx context.Context, c *Client, op call, opts []Option,
 	return &v, nil
 }
 
-// decodeList sends op and decodes the list in its answer, with the
+// sendForList sends op and decodes the list in its answer, with the
 // pagination meta when the server sent one.
-func decodeList[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) ([]T, *wire.Meta, error) {
+func sendForList[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) ([]T, *wire.Meta, error) {
 	res, err := c.send(ctx, op, opts)
 	if err != nil {
 		return nil, nil, err

@@ -145,15 +145,15 @@ func (s *ExecService) exec(ctx context.Context, id, suffix string, body execBody
 	if timeout < 0 {
 		return nil, fmt.Errorf("%w: exec timeout must not be negative", ErrInvalidParams)
 	}
-	cl := call{method: http.MethodPost, path: path, body: body}
+	op := call{method: http.MethodPost, path: path, body: body}
 	if timeout > 0 {
 		body.Timeout = max(timeout.Milliseconds(), 1)
-		cl.body = body
+		op.body = body
 		// Saturating: a timeout near the largest Duration must not wrap
 		// around into an attempt deadline in the past.
-		cl.attemptTimeout = timeout + min(execMargin, math.MaxInt64-timeout)
+		op.attemptTimeout = timeout + min(execMargin, math.MaxInt64-timeout)
 	}
-	return decodeObject[ExecResult](ctx, s.client, cl, opts)
+	return sendForObject[ExecResult](ctx, s.client, op, opts)
 }
 
 // ExecEventKind says what an ExecEvent carries.
@@ -221,15 +221,15 @@ type execStreamBody struct {
 // stream's headers.
 func (s *ExecService) Stream(ctx context.Context, sandboxID string, params ExecParams, opts ...Option) iter.Seq2[ExecEvent, error] {
 	return func(yield func(ExecEvent, error) bool) {
-		cl, err := execStreamCall(sandboxID, params)
+		op, err := execStreamCall(sandboxID, params)
 		if err != nil {
 			yield(ExecEvent{}, err)
 			return
 		}
-		cl.consume = func(resp *http.Response) error {
+		op.consume = func(resp *http.Response) error {
 			return readExecStream(ctx, resp, func(ev ExecEvent) bool { return yield(ev, nil) })
 		}
-		_, err = s.client.send(ctx, cl, opts)
+		_, err = s.client.send(ctx, op, opts)
 		var apiErr *APIError
 		switch {
 		case err == nil:

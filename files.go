@@ -178,12 +178,12 @@ func (s *FilesService) Upload(ctx context.Context, computerID, remotePath string
 	if err != nil {
 		return fmt.Errorf("miosa: POST %s: not sent: %w", p, err)
 	}
-	cl := call{method: http.MethodPost, path: p, upload: src.body, idempotent: src.seeker != nil}
+	op := call{method: http.MethodPost, path: p, upload: src.body, idempotent: src.seeker != nil}
 	if src.seeker == nil {
 		// Its bytes cannot be read a second time.
 		opts = append(opts[:len(opts):len(opts)], WithMaxRetries(0))
 	}
-	_, err = s.client.send(ctx, cl, opts)
+	_, err = s.client.send(ctx, op, opts)
 	if readErr := src.close(); readErr != nil {
 		// The reader's own failure is the cause, whatever the transport
 		// made of it: the form was never completed.
@@ -343,14 +343,14 @@ func (s *FilesService) Download(ctx context.Context, computerID, remotePath stri
 		return 0, fmt.Errorf("%w: download writer is nil", ErrInvalidParams)
 	}
 	var written int64
-	cl := call{method: http.MethodGet, path: p, query: url.Values{"path": {remotePath}},
+	op := call{method: http.MethodGet, path: p, query: url.Values{"path": {remotePath}},
 		accept: anyMediaType, // the file's bytes, whatever their type
 		consume: func(resp *http.Response) error {
 			var err error
 			written, err = copyDownload(ctx, w, resp, downloadStallLimit)
 			return err
 		}}
-	_, err = s.client.send(ctx, cl, opts)
+	_, err = s.client.send(ctx, op, opts)
 	return written, err
 }
 
@@ -420,8 +420,8 @@ func (s *FilesService) List(ctx context.Context, computerID, dir string, opts ..
 	if err := checkRemotePath(dir); err != nil {
 		return nil, err
 	}
-	cl := call{method: http.MethodGet, path: p, query: url.Values{"path": {dir}}}
-	entries, _, err := decodeList[FileInfo](ctx, s.client, cl, opts, "files", "entries")
+	op := call{method: http.MethodGet, path: p, query: url.Values{"path": {dir}}}
+	entries, _, err := sendForList[FileInfo](ctx, s.client, op, opts, "files", "entries")
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +462,7 @@ func (s *FilesService) Export(ctx context.Context, computerID, remotePath string
 		return nil, err
 	}
 	body := map[string]string{"path": remotePath}
-	return decodeObject[FileExport](ctx, s.client, call{method: http.MethodPost, path: p, body: body, idempotent: true}, opts)
+	return sendForObject[FileExport](ctx, s.client, call{method: http.MethodPost, path: p, body: body, idempotent: true}, opts)
 }
 
 // checkRemotePath refuses a path that names no file.

@@ -61,7 +61,7 @@ const (
 // only for loopback hosts unless WithInsecureHTTP is also given.
 // Default: MIOSA_BASE_URL, else DefaultBaseURL.
 func WithBaseURL(baseURL string) Option {
-	return func(s *settings) { s.baseURL = baseURL }
+	return func(conf *settings) { conf.baseURL = baseURL }
 }
 
 // WithHTTPClient makes the SDK send its requests through c's transport. The
@@ -73,13 +73,13 @@ func WithBaseURL(baseURL string) Option {
 // are exempt). Default: a pooled keep-alive client that attempts HTTP/2 and
 // has no Timeout.
 func WithHTTPClient(c *http.Client) Option {
-	return func(s *settings) { s.callerClient = c }
+	return func(conf *settings) { conf.callerClient = c }
 }
 
 // WithMaxRetries sets how many times a failed request is retried after the
 // first attempt; 0 disables retries. Default 2.
 func WithMaxRetries(n int) Option {
-	return func(s *settings) { s.maxRetries = n }
+	return func(conf *settings) { conf.maxRetries = n }
 }
 
 // WithRetryDelay sets the bounds of the exponential backoff between retries:
@@ -88,20 +88,20 @@ func WithMaxRetries(n int) Option {
 // below min) once that range passes max, so clients that failed together do
 // not retry together. A min of 0 retries at once. Default 500ms and 8s.
 func WithRetryDelay(min, max time.Duration) Option {
-	return func(s *settings) { s.retryMin, s.retryMax = min, max }
+	return func(conf *settings) { conf.retryMin, conf.retryMax = min, max }
 }
 
 // WithMaxRetryAfter caps how long the SDK will sleep on the server's
 // Retry-After hint. A longer hint is not slept: the call returns at once with
 // an *APIError whose RetryAfter carries it. Default 60s.
 func WithMaxRetryAfter(d time.Duration) Option {
-	return func(s *settings) { s.maxRetryAfter = d }
+	return func(conf *settings) { conf.maxRetryAfter = d }
 }
 
 // WithRequestTimeout bounds each attempt of a unary call (streams are
 // exempt), through the context rather than http.Client.Timeout. Default 60s.
 func WithRequestTimeout(d time.Duration) Option {
-	return func(s *settings) { s.requestTimeout = d }
+	return func(conf *settings) { conf.requestTimeout = d }
 }
 
 // WithPollInterval sets the time between polls of every wait
@@ -111,32 +111,32 @@ func WithRequestTimeout(d time.Duration) Option {
 // miosatest's clients poll every few milliseconds through it. Default: each
 // wait's own (2 s for status and builds, 10 ms for readiness).
 func WithPollInterval(d time.Duration) Option {
-	return func(s *settings) { s.pollInterval = d }
+	return func(conf *settings) { conf.pollInterval = d }
 }
 
 // WithMaxResponseSize caps how many bytes of a successful response body are
 // read; a larger body fails the call with a clear error instead of being
 // read into memory. Default 32 MiB.
 func WithMaxResponseSize(n int64) Option {
-	return func(s *settings) { s.maxResponseBytes = n }
+	return func(conf *settings) { conf.maxResponseBytes = n }
 }
 
 // WithUserAgent appends product to the User-Agent header, after
 // "miosa-go/<Version>".
 func WithUserAgent(product string) Option {
-	return func(s *settings) { s.userAgent = product }
+	return func(conf *settings) { conf.userAgent = product }
 }
 
 // WithHeader adds an extra header to every request (streams included). It
 // cannot replace the headers the SDK itself sets (Authorization, User-Agent,
 // Accept, Content-Type, Idempotency-Key).
 func WithHeader(key, value string) Option {
-	return func(s *settings) {
-		s.headers = s.headers.Clone()
-		if s.headers == nil {
-			s.headers = http.Header{}
+	return func(conf *settings) {
+		conf.headers = conf.headers.Clone()
+		if conf.headers == nil {
+			conf.headers = http.Header{}
 		}
-		s.headers.Set(key, value)
+		conf.headers.Set(key, value)
 	}
 }
 
@@ -144,13 +144,13 @@ func WithHeader(key, value string) Option {
 // status, attempt, request id and duration. API keys, headers and bodies are
 // never logged. Default: silent.
 func WithLogger(logger *slog.Logger) Option {
-	return func(s *settings) { s.logger = logger }
+	return func(conf *settings) { conf.logger = logger }
 }
 
 // WithInsecureHTTP allows a plain http:// base URL for hosts other than
 // loopback. The API key then crosses the network unencrypted.
 func WithInsecureHTTP() Option {
-	return func(s *settings) { s.insecureHTTP = true }
+	return func(conf *settings) { conf.insecureHTTP = true }
 }
 
 // WithIdempotencyKey sets the Idempotency-Key of one create-type call
@@ -159,47 +159,47 @@ func WithInsecureHTTP() Option {
 // NewClient refuses it. Default: a random UUID per logical call, reused by
 // every retry of that call.
 func WithIdempotencyKey(key string) Option {
-	return func(s *settings) { s.idempotencyKey = key }
+	return func(conf *settings) { conf.idempotencyKey = key }
 }
 
 // resolve checks what options can get wrong, for NewClient and per call,
 // normalises the base URL and derives the redirect-guarded HTTP client.
-func (s *settings) resolve() error {
-	base, err := checkBaseURL(s.baseURL, s.insecureHTTP)
+func (conf *settings) resolve() error {
+	base, err := checkBaseURL(conf.baseURL, conf.insecureHTTP)
 	if err != nil {
 		return err
 	}
-	s.baseURL = base
-	if s.callerClient == nil {
-		s.callerClient = newHTTPClient()
+	conf.baseURL = base
+	if conf.callerClient == nil {
+		conf.callerClient = newHTTPClient()
 	}
-	s.httpClient = sameOriginOnly(s.callerClient, s.baseURL)
-	s.userAgentHeader = []string{userAgent}
-	if product := strings.TrimSpace(s.userAgent); product != "" {
-		s.userAgentHeader = []string{userAgent + " " + product}
+	conf.httpClient = sameOriginOnly(conf.callerClient, conf.baseURL)
+	conf.userAgentHeader = []string{userAgent}
+	if product := strings.TrimSpace(conf.userAgent); product != "" {
+		conf.userAgentHeader = []string{userAgent + " " + product}
 	}
 	switch {
-	case s.maxRetries < 0:
+	case conf.maxRetries < 0:
 		return fmt.Errorf("%w: WithMaxRetries must not be negative", ErrInvalidParams)
-	case s.retryMin < 0 || s.retryMax < s.retryMin:
+	case conf.retryMin < 0 || conf.retryMax < conf.retryMin:
 		return fmt.Errorf("%w: WithRetryDelay wants 0 <= min <= max", ErrInvalidParams)
-	case s.maxRetryAfter < 0:
+	case conf.maxRetryAfter < 0:
 		return fmt.Errorf("%w: WithMaxRetryAfter must not be negative", ErrInvalidParams)
-	case s.pollInterval < 0:
+	case conf.pollInterval < 0:
 		return fmt.Errorf("%w: WithPollInterval must not be negative", ErrInvalidParams)
-	case s.requestTimeout <= 0:
+	case conf.requestTimeout <= 0:
 		return fmt.Errorf("%w: WithRequestTimeout must be positive", ErrInvalidParams)
-	case s.maxResponseBytes <= 0:
+	case conf.maxResponseBytes <= 0:
 		return fmt.Errorf("%w: WithMaxResponseSize must be positive", ErrInvalidParams)
-	case strings.ContainsFunc(s.userAgent, isControl):
+	case strings.ContainsFunc(conf.userAgent, isControl):
 		return fmt.Errorf("%w: WithUserAgent must be one line of printable text", ErrInvalidParams)
-	case strings.ContainsFunc(s.idempotencyKey, isControl):
+	case strings.ContainsFunc(conf.idempotencyKey, isControl):
 		return fmt.Errorf("%w: WithIdempotencyKey must be printable text", ErrInvalidParams)
 	}
 	// A malformed header would only fail inside the transport, where it
 	// looks like a network error and could be retried or reported as
 	// "outcome unknown".
-	for name, values := range s.headers {
+	for name, values := range conf.headers {
 		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) }) {
 			return fmt.Errorf("%w: WithHeader: %q is not a valid header name", ErrInvalidParams, name)
 		}

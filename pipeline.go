@@ -33,14 +33,14 @@ var sdkHeaders = map[string]bool{
 // setHeaders writes the headers every request carries: the caller's extras,
 // except those the SDK owns, then the SDK's own. The SDK's values are
 // slices built once and shared by every request, not rebuilt per call.
-func (c *Client) setHeaders(h http.Header, s *settings, accept []string) {
-	for k, v := range s.headers {
+func (c *Client) setHeaders(h http.Header, conf *settings, accept []string) {
+	for k, v := range conf.headers {
 		if !sdkHeaders[k] {
 			h[k] = slices.Clone(v)
 		}
 	}
 	h["Authorization"] = c.authorization.header()
-	h["User-Agent"] = s.userAgentHeader
+	h["User-Agent"] = conf.userAgentHeader
 	h["Accept"] = accept
 }
 
@@ -171,20 +171,20 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 
 // nextAttempt says how long to wait before sending op again after failure,
 // or, as a non-empty why, why it is not sent again.
-func (s *settings) nextAttempt(ctx context.Context, op *call, failure error, attempt int) (wait time.Duration, why string) {
+func (conf *settings) nextAttempt(ctx context.Context, op *call, failure error, attempt int) (wait time.Duration, why string) {
 	if again, why := shouldRetry(op, failure); !again {
 		return 0, why
 	}
 	if ctx.Err() != nil {
 		return 0, "the caller's context ended"
 	}
-	if attempt > s.maxRetries {
+	if attempt > conf.maxRetries {
 		return 0, "no retries left"
 	}
-	wait = retry.Backoff(attempt-1, s.retryMin, s.retryMax)
+	wait = retry.Backoff(attempt-1, conf.retryMin, conf.retryMax)
 	var apiErr *APIError
 	if errors.As(failure, &apiErr) && apiErr.retryAfterGiven {
-		if apiErr.RetryAfter > s.maxRetryAfter {
+		if apiErr.RetryAfter > conf.maxRetryAfter {
 			return 0, "the server asked for a wait longer than WithMaxRetryAfter"
 		}
 		wait = apiErr.RetryAfter
@@ -198,9 +198,9 @@ func (s *settings) nextAttempt(ctx context.Context, op *call, failure error, att
 // attempt sends one HTTP request and reads its answer. A non-2xx answer is
 // returned as a response, its body capped and the rest drained briefly so
 // the connection may be reused; only failures to get an answer are errors.
-func (c *Client) attempt(ctx context.Context, s *settings, op *call, payload []byte, key string) (response, error) {
-	timeout := cmp.Or(op.attemptTimeout, s.requestTimeout)
-	hc := s.httpClient
+func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload []byte, key string) (response, error) {
+	timeout := cmp.Or(op.attemptTimeout, conf.requestTimeout)
+	hc := conf.httpClient
 	// A streamed body, sent or answered, is bounded by the caller's
 	// context alone: the deadline covers only the wait for the headers.
 	var deadline *headerDeadline
@@ -223,7 +223,7 @@ func (c *Client) attempt(ctx context.Context, s *settings, op *call, payload []b
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	req, err := c.newRequest(ctx, s, op, payload, key)
+	req, err := c.newRequest(ctx, conf, op, payload, key)
 	if err != nil {
 		return response{}, err
 	}
@@ -249,7 +249,7 @@ func (c *Client) attempt(ctx context.Context, s *settings, op *call, payload []b
 		}
 		return res, nil
 	case res.ok():
-		res.body, err = readCapped(resp.Body, resp.ContentLength, s.maxResponseBytes)
+		res.body, err = readCapped(resp.Body, resp.ContentLength, conf.maxResponseBytes)
 		res.body = c.key.scrubBytes(res.body)
 		return res, err
 	}
@@ -306,8 +306,8 @@ func (b *onLastByte) Read(p []byte) (int, error) {
 
 // newRequest builds one attempt's HTTP request with every header the SDK
 // sends.
-func (c *Client) newRequest(ctx context.Context, s *settings, op *call, payload []byte, key string) (*http.Request, error) {
-	target := s.baseURL + op.path
+func (c *Client) newRequest(ctx context.Context, conf *settings, op *call, payload []byte, key string) (*http.Request, error) {
+	target := conf.baseURL + op.path
 	if len(op.query) > 0 {
 		target += "?" + op.query.Encode()
 	}
@@ -332,7 +332,7 @@ func (c *Client) newRequest(ctx context.Context, s *settings, op *call, payload 
 	if accept == nil {
 		accept = acceptJSON
 	}
-	c.setHeaders(req.Header, s, accept)
+	c.setHeaders(req.Header, conf, accept)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
@@ -395,8 +395,8 @@ func drainBriefly(body io.ReadCloser) {
 // logAttempt writes the debug line of one attempt: what was sent, what came
 // back, the transport error if there was no answer, and, when the call ends
 // on a failure, why it is not sent again.
-func (c *Client) logAttempt(ctx context.Context, s *settings, op *call, n int, res *response, start time.Time, transportErr error, notRetried string) {
-	if s.logger == nil || !s.logger.Enabled(ctx, slog.LevelDebug) {
+func (c *Client) logAttempt(ctx context.Context, conf *settings, op *call, n int, res *response, start time.Time, transportErr error, notRetried string) {
+	if conf.logger == nil || !conf.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
 	requestID := c.requestID(res.header)
@@ -414,7 +414,7 @@ func (c *Client) logAttempt(ctx context.Context, s *settings, op *call, n int, r
 	if notRetried != "" {
 		attrs = append(attrs, slog.String("not_retried", notRetried))
 	}
-	s.logger.LogAttrs(ctx, slog.LevelDebug, "miosa: request", attrs...)
+	conf.logger.LogAttrs(ctx, slog.LevelDebug, "miosa: request", attrs...)
 }
 
 // requestID returns the answer's X-Request-ID as one short line of text
@@ -431,14 +431,14 @@ func (c *Client) requestID(h http.Header) string {
 
 // newAPIError builds the error for a non-2xx answer, with every text the
 // server sent cleaned of the API key.
-func (c *Client) newAPIError(op *call, s *settings, key string, res *response) *APIError {
+func (c *Client) newAPIError(op *call, conf *settings, key string, res *response) *APIError {
 	body := c.key.scrubBytes(res.body)
 	e := parseErrorBody(res.status, body)
 	if d, ok := retry.ParseRetryAfter(res.header.Get("Retry-After"), time.Now()); ok {
 		e.RetryAfter, e.retryAfterGiven = d, true
 	}
-	if res.status == http.StatusNotFound && e.Code == "" && !strings.HasSuffix(s.baseURL, "/api/v1") {
-		e.Message += " (the base URL " + s.baseURL + " does not end in /api/v1: is it the API root?)"
+	if res.status == http.StatusNotFound && e.Code == "" && !strings.HasSuffix(conf.baseURL, "/api/v1") {
+		e.Message += " (the base URL " + conf.baseURL + " does not end in /api/v1: is it the API root?)"
 	}
 	e.RequestID = c.requestID(res.header)
 	e.IdempotencyKey = key

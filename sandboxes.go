@@ -183,7 +183,7 @@ func (s *SandboxesService) Fork(ctx context.Context, id string, params SandboxFo
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject[Sandbox](ctx, s.client, call{
+	return sendForObject[Sandbox](ctx, s.client, call{
 		method: http.MethodPost, path: path, body: params, keyed: true,
 	}, opts, "sandbox", "computer")
 }
@@ -268,7 +268,7 @@ func (s *SandboxesService) Update(ctx context.Context, id string, params Sandbox
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject[Sandbox](ctx, s.client, call{method: http.MethodPatch, path: path, body: body}, opts, "sandbox", "computer")
+	return sendForObject[Sandbox](ctx, s.client, call{method: http.MethodPatch, path: path, body: body}, opts, "sandbox", "computer")
 }
 
 // Known preview-token scopes. The set is open: another scope is sent as
@@ -336,7 +336,7 @@ func (s *SandboxesService) PreviewToken(ctx context.Context, id string, params P
 		ExpiresIn int64  `json:"expires_in"`
 		Scope     string `json:"scope"`
 	}{*secs, cmp.Or(params.Scope, PreviewScopeRead)}
-	return decodeObject[PreviewToken](ctx, s.client, call{method: http.MethodPost, path: path, body: body}, opts, "preview_token", "preview")
+	return sendForObject[PreviewToken](ctx, s.client, call{method: http.MethodPost, path: path, body: body}, opts, "preview_token", "preview")
 }
 
 // Readiness is whether a sandbox has booted far enough to run commands.
@@ -380,7 +380,7 @@ func (s *SandboxesService) Readiness(ctx context.Context, id string, opts ...Opt
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject[Readiness](ctx, s.client, call{method: http.MethodGet, path: path}, opts, "readiness")
+	return sendForObject[Readiness](ctx, s.client, call{method: http.MethodGet, path: path}, opts, "readiness")
 }
 
 // sandboxPath returns /sandboxes/{id}{suffix} with id escaped.

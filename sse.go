@@ -122,7 +122,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	if err != nil {
 		return false, err
 	}
-	st, err := s.client.settingsFor(opts)
+	conf, err := s.client.settingsFor(opts)
 	if err != nil {
 		return false, err
 	}
@@ -138,7 +138,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	err = errNoVerdict
 	if !wait.PollOnly {
 		outcome.decidedBy = "stream"
-		err = s.client.streamWithProbe(waitCtx, st, path+"/stream", check, max(p.interval, streamProbeInterval), &outcome)
+		err = s.client.streamWithProbe(waitCtx, conf, path+"/stream", check, max(p.interval, streamProbeInterval), &outcome)
 	}
 	if errors.Is(err, errNoVerdict) {
 		outcome.decidedBy = "poll"
@@ -157,7 +157,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	case errors.Is(err, errStreamTimeout):
 		err = nil
 	}
-	outcome.log(ctx, st, err)
+	outcome.log(ctx, conf, err)
 	return outcome.ready, err
 }
 
@@ -241,14 +241,14 @@ func (c *readinessCheck) ready(ctx context.Context) (bool, error) {
 // call; a stream that decides within probeInterval never starts it. A probe
 // that fails for another reason stops probing and leaves the stream to
 // decide.
-func (c *Client) streamWithProbe(ctx context.Context, s *settings, path string, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
+func (c *Client) streamWithProbe(ctx context.Context, conf *settings, path string, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	probed := make(chan error, 1)
 	startProbe := time.AfterFunc(probeInterval, func() {
 		probed <- probe(streamCtx, probeInterval, check, stop)
 	})
-	verdict, streamErr := c.readinessStream(streamCtx, s, path)
+	verdict, streamErr := c.readinessStream(streamCtx, conf, path)
 	stop()
 	probeErr := errNoVerdict
 	if !startProbe.Stop() {
@@ -292,8 +292,8 @@ type readinessOutcome struct {
 }
 
 // log writes the wait's debug line: which path decided it, and how.
-func (o *readinessOutcome) log(ctx context.Context, s *settings, err error) {
-	if s.logger == nil || !s.logger.Enabled(ctx, slog.LevelDebug) {
+func (o *readinessOutcome) log(ctx context.Context, conf *settings, err error) {
+	if conf.logger == nil || !conf.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -308,17 +308,17 @@ func (o *readinessOutcome) log(ctx context.Context, s *settings, err error) {
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	s.logger.LogAttrs(ctx, slog.LevelDebug, "miosa: readiness wait", attrs...)
+	conf.logger.LogAttrs(ctx, slog.LevelDebug, "miosa: readiness wait", attrs...)
 }
 
 // readinessStream opens the readiness stream once and listens until it
 // delivers a verdict, ends, fails, or ctx ends. Without a verdict it returns
 // why, so the caller can fall back to polling.
-func (c *Client) readinessStream(ctx context.Context, s *settings, path string) (streamVerdict, error) {
+func (c *Client) readinessStream(ctx context.Context, conf *settings, path string) (streamVerdict, error) {
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
-	client := sse.NewClient(s.baseURL+path, sse.ClientMaxBufferSize(maxStreamEvent))
+	client := sse.NewClient(conf.baseURL+path, sse.ClientMaxBufferSize(maxStreamEvent))
 	// The library's default strategy retries for 15 minutes regardless of the
 	// context; one attempt is all a wait wants, since polling is the fallback.
 	client.ReconnectStrategy = &backoff.StopBackOff{}
@@ -326,11 +326,11 @@ func (c *Client) readinessStream(ctx context.Context, s *settings, path string) 
 	// Same transport (pool, proxy, TLS, HTTP/2) as every other call, but no
 	// client Timeout: it would also cut the body, i.e. the open stream.
 	// The context bounds the stream instead.
-	streaming := *s.httpClient
+	streaming := *conf.httpClient
 	streaming.Timeout = 0
 	client.Connection = &streaming
 	header := http.Header{}
-	c.setHeaders(header, s, eventStreamAccept)
+	c.setHeaders(header, conf, eventStreamAccept)
 	for k, v := range header {
 		if len(v) > 0 {
 			client.Headers[k] = v[0]

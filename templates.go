@@ -306,7 +306,7 @@ func (s *SandboxTemplatesService) List(ctx context.Context, params SandboxTempla
 	if params.IncludeAliases {
 		q = url.Values{"include_aliases": {"true"}}
 	}
-	items, _, err := decodeList[SandboxTemplate](ctx, s.client, call{
+	items, _, err := sendForList[SandboxTemplate](ctx, s.client, call{
 		method: http.MethodGet, path: "/sandbox-templates", query: q,
 	}, opts, "templates", "sandbox_templates")
 	return items, err
@@ -319,7 +319,7 @@ func (s *SandboxTemplatesService) Get(ctx context.Context, id string, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject[SandboxTemplate](ctx, s.client, call{method: http.MethodGet, path: path}, opts,
+	return sendForObject[SandboxTemplate](ctx, s.client, call{method: http.MethodGet, path: path}, opts,
 		"template", "sandbox_template")
 }
 
@@ -332,7 +332,7 @@ func (s *SandboxTemplatesService) Create(ctx context.Context, params SandboxTemp
 	if err := params.validate(); err != nil {
 		return nil, err
 	}
-	return decodeObject[SandboxTemplate](ctx, s.client, call{
+	return sendForObject[SandboxTemplate](ctx, s.client, call{
 		method: http.MethodPost, path: "/sandbox-templates", body: params, keyed: true,
 	}, opts, "template", "sandbox_template")
 }
@@ -342,13 +342,13 @@ func (s *SandboxTemplatesService) Create(ctx context.Context, params SandboxTemp
 // as the server sent it, envelope included if the server used one. It fails
 // when the body is empty or not JSON.
 func (s *SandboxTemplatesService) BuildSpecSchema(ctx context.Context, opts ...Option) (json.RawMessage, error) {
-	cl := call{method: http.MethodGet, path: "/sandbox-templates/build-spec"}
-	res, err := s.client.send(ctx, cl, opts)
+	op := call{method: http.MethodGet, path: "/sandbox-templates/build-spec"}
+	res, err := s.client.send(ctx, op, opts)
 	if err != nil {
 		return nil, err
 	}
 	if len(bytes.TrimSpace(res.body)) == 0 || !json.Valid(res.body) {
-		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", cl.method, cl.path, wire.ErrNotJSON)
+		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, wire.ErrNotJSON)
 	}
 	return json.RawMessage(res.body), nil
 }
@@ -366,7 +366,7 @@ func (s *SandboxTemplatesService) Validate(ctx context.Context, spec BuildSpec, 
 	body := struct {
 		BuildSpec BuildSpec `json:"build_spec"`
 	}{spec}
-	res, err := decodeObject[ValidationResult](ctx, s.client, call{
+	res, err := sendForObject[ValidationResult](ctx, s.client, call{
 		method: http.MethodPost, path: "/sandbox-templates/validate", body: body, idempotent: true,
 	}, opts, "validation")
 	if verdict, ok := rejectedSpec(err); ok {
@@ -402,7 +402,7 @@ func (s *SandboxTemplatesService) ListBuilds(ctx context.Context, templateID str
 	if err != nil {
 		return nil, err
 	}
-	items, _, err := decodeList[TemplateBuild](ctx, s.client, call{method: http.MethodGet, path: path}, opts, "builds")
+	items, _, err := sendForList[TemplateBuild](ctx, s.client, call{method: http.MethodGet, path: path}, opts, "builds")
 	return items, err
 }
 
@@ -416,7 +416,7 @@ func (s *SandboxTemplatesService) CreateBuild(ctx context.Context, templateID st
 	if err != nil {
 		return nil, err
 	}
-	return decodeObject[TemplateBuild](ctx, s.client, call{
+	return sendForObject[TemplateBuild](ctx, s.client, call{
 		method: http.MethodPost, path: path, body: params, keyed: true,
 	}, opts, "build")
 }
