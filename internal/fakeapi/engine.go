@@ -141,40 +141,50 @@ func New(cfg Config) *Engine {
 	return e
 }
 
-// routes registers every endpoint of the wire contract. Create-type calls go
-// through the idempotency layer.
+// routes registers every endpoint of the wire contract, below the base
+// path. Create-type calls go through the idempotency layer.
 func (e *Engine) routes() {
-	b := e.cfg.BasePath
-	handle := func(pattern string, h http.HandlerFunc) {
-		method, path, _ := strings.Cut(pattern, " ")
-		e.mux.HandleFunc(method+" "+b+path, h)
+	for _, ep := range []struct {
+		pattern string
+		handler http.HandlerFunc
+	}{
+		{"POST /computers", e.idempotent(e.createComputer)},
+		{"GET /computers", e.listComputers},
+		{"GET /computers/{id}", e.getComputer},
+		{"DELETE /computers/{id}", e.deleteComputer},
+		{"POST /computers/{id}/start", e.startComputer},
+		{"POST /computers/{id}/stop", e.stopComputer},
+		{"POST /computers/{id}/restart", e.restartComputer},
+		{"POST /computers/{id}/exec", e.execShell},
+		{"POST /computers/{id}/exec/python", e.execPython},
+
+		// Files, in the seed's forms and those of the later Go SDK (GET
+		// and DELETE on /computers/{id}/files).
+		{"POST /computers/{id}/files/upload", e.uploadFile},
+		{"GET /computers/{id}/files/download", e.downloadFile},
+		{"GET /computers/{id}/files/list", e.listFiles},
+		{"GET /computers/{id}/files", e.listFilesEntries},
+		{"DELETE /computers/{id}/files", e.deleteFile},
+		{"POST /computers/{id}/files/export", e.exportFile},
+
+		{"POST /sandboxes/{id}/fork", e.idempotent(e.forkSandbox)},
+		{"PATCH /sandboxes/{id}", e.updateSandbox},
+		{"POST /sandboxes/{id}/preview-token", e.previewToken},
+		{"GET /sandboxes/{id}/readiness", e.readiness},
+		{"GET /sandboxes/{id}/readiness/stream", e.readinessStream},
+		{"POST /sandboxes/{id}/exec/stream", e.execStream},
+
+		{"GET /sandbox-templates", e.listTemplates},
+		{"POST /sandbox-templates", e.idempotent(e.createTemplate)},
+		{"GET /sandbox-templates/build-spec", e.buildSpecSchema},
+		{"POST /sandbox-templates/validate", e.validateSpec},
+		{"GET /sandbox-templates/{id}", e.getTemplate},
+		{"GET /sandbox-templates/{id}/builds", e.listBuilds},
+		{"POST /sandbox-templates/{id}/builds", e.idempotent(e.createBuild)},
+	} {
+		method, path, _ := strings.Cut(ep.pattern, " ")
+		e.mux.HandleFunc(method+" "+e.cfg.BasePath+path, ep.handler)
 	}
-	handle("POST /computers", e.idempotent(e.createComputer))
-	handle("GET /computers", e.listComputers)
-	handle("GET /computers/{id}", e.getComputer)
-	handle("DELETE /computers/{id}", e.deleteComputer)
-	handle("POST /computers/{id}/start", e.startComputer)
-	handle("POST /computers/{id}/stop", e.stopComputer)
-	handle("POST /computers/{id}/restart", e.restartComputer)
-	handle("POST /computers/{id}/exec", e.execShell)
-	handle("POST /computers/{id}/exec/python", e.execPython)
-
-	handle("POST /sandboxes/{id}/fork", e.idempotent(e.forkSandbox))
-	handle("PATCH /sandboxes/{id}", e.updateSandbox)
-	handle("POST /sandboxes/{id}/preview-token", e.previewToken)
-	handle("GET /sandboxes/{id}/readiness", e.readiness)
-	handle("GET /sandboxes/{id}/readiness/stream", e.readinessStream)
-	handle("POST /sandboxes/{id}/exec/stream", e.execStream)
-
-	e.fileRoutes(handle)
-
-	handle("GET /sandbox-templates", e.listTemplates)
-	handle("POST /sandbox-templates", e.idempotent(e.createTemplate))
-	handle("GET /sandbox-templates/build-spec", e.buildSpecSchema)
-	handle("POST /sandbox-templates/validate", e.validateSpec)
-	handle("GET /sandbox-templates/{id}", e.getTemplate)
-	handle("GET /sandbox-templates/{id}/builds", e.listBuilds)
-	handle("POST /sandbox-templates/{id}/builds", e.idempotent(e.createBuild))
 }
 
 // ServeHTTP logs the request, authenticates it, applies a matching fault and
@@ -294,6 +304,36 @@ func (e *Engine) after(d time.Duration, fn func()) {
 		}
 	})
 	e.timers[t] = struct{}{}
+}
+
+// requestContext is r's context, also cancelled when the engine closes.
+func (e *Engine) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(e.closeCtx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// dropIfClosing cuts the connection when the engine closed under a request
+// it held: no answer, as when a real machine goes away mid-command.
+func (e *Engine) dropIfClosing(w http.ResponseWriter) {
+	if e.closeCtx.Err() != nil {
+		dropConnection(w)
+	}
+}
+
+// sleepCtx waits d, reporting false if ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // statusWriter remembers the status written, for the request log, and

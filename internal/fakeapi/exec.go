@@ -231,13 +231,6 @@ func (e *Engine) registeredResult(ctx context.Context, req ExecRequest) (ExecRes
 	return defaultExec(req), true
 }
 
-// requestContext is r's context, also cancelled when the engine closes.
-func (e *Engine) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(r.Context())
-	stop := context.AfterFunc(e.closeCtx, cancel)
-	return ctx, func() { stop(); cancel() }
-}
-
 // defaultExec answers a command nobody registered: "echo" prints its
 // arguments; anything else fails with 127, as a shell does for a command it
 // cannot find, with a hint on how to register one.

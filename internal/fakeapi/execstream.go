@@ -129,14 +129,6 @@ func (e *Engine) execStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// dropIfClosing cuts the connection when the engine closed under a
-// command: no exit, as when a real machine goes away mid-command.
-func (e *Engine) dropIfClosing(w http.ResponseWriter) {
-	if e.closeCtx.Err() != nil {
-		dropConnection(w)
-	}
-}
-
 // decodeStreamRequest reads a streamed exec's body: command (required),
 // timeout (whole seconds, 1 to 86400), cwd and env. It answers 400 or 422
 // itself when the body is wrong.
@@ -235,21 +227,6 @@ func (o execEvents) play(ctx context.Context, script ExecStream) bool {
 		}
 	}
 	return sleepCtx(ctx, script.ExitDelay)
-}
-
-// sleepCtx waits d, reporting false if ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // outputLine is a line the local shell read from a command.

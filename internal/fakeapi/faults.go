@@ -193,16 +193,12 @@ func matchPath(pattern, path string) bool {
 // applyFault carries out f on a request that matched it.
 func (e *Engine) applyFault(w http.ResponseWriter, r *http.Request, f Fault) {
 	if f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-e.closing:
+		ctx, cancel := e.requestContext(r)
+		held := sleepCtx(ctx, f.Delay)
+		cancel()
+		if !held {
 			// A server shutting down answers nothing to what it held.
-			t.Stop()
-			dropConnection(w)
+			e.dropIfClosing(w)
 			return
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,17 +48,6 @@ type FormPart struct {
 	Value string
 	// Size is the part's length in bytes.
 	Size int64
-}
-
-// fileRoutes registers the files endpoints: the seed's forms and those of
-// the later Go SDK (GET and DELETE on /computers/{id}/files).
-func (e *Engine) fileRoutes(handle func(pattern string, h http.HandlerFunc)) {
-	handle("POST /computers/{id}/files/upload", e.uploadFile)
-	handle("GET /computers/{id}/files/download", e.downloadFile)
-	handle("GET /computers/{id}/files/list", e.listFiles)
-	handle("GET /computers/{id}/files", e.listFilesEntries)
-	handle("DELETE /computers/{id}/files", e.deleteFile)
-	handle("POST /computers/{id}/files/export", e.exportFile)
 }
 
 // isUpload reports whether a request is a file upload, whose body the
@@ -273,29 +261,9 @@ type fileEntry struct {
 // listFiles serves GET /computers/{id}/files/list?path= (default
 // /home/user): {"data": [entries]}, sorted by name.
 func (e *Engine) listFiles(w http.ResponseWriter, r *http.Request) {
-	dir, entries, ok := e.readDir(w, r)
-	if !ok {
-		return
+	if _, entries, ok := e.readDir(w, r); ok {
+		writeList(w, entries, nil)
 	}
-	out := make([]fileEntry, 0, len(entries))
-	for _, d := range entries {
-		info, err := d.Info()
-		if err != nil {
-			continue // removed meanwhile
-		}
-		kind := "file"
-		switch {
-		case info.IsDir():
-			kind = "directory"
-		case info.Mode()&fs.ModeSymlink != 0:
-			kind = "symlink"
-		}
-		out = append(out, fileEntry{
-			Name: d.Name(), Path: path.Join(dir, d.Name()), Type: kind, Size: info.Size(),
-			ModifiedAt: timeString(info.ModTime()), Permissions: info.Mode().Perm().String()[1:],
-		})
-	}
-	writeList(w, out, nil)
 }
 
 // sdkEntry is a directory entry in the later Go SDK's form.
@@ -314,21 +282,18 @@ func (e *Engine) listFilesEntries(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := make([]sdkEntry, 0, len(entries))
-	for _, d := range entries {
-		info, err := d.Info()
-		if err != nil {
-			continue
-		}
-		out = append(out, sdkEntry{Name: d.Name(), Path: path.Join(dir, d.Name()), Size: info.Size(),
-			IsDir: info.IsDir(), ModifiedAt: timeString(info.ModTime())})
+	out := make([]sdkEntry, len(entries))
+	for i, f := range entries {
+		out[i] = sdkEntry{Name: f.Name, Path: f.Path, Size: f.Size, IsDir: f.Type == "directory", ModifiedAt: f.ModifiedAt}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"path": dir, "entries": out})
 }
 
-// readDir reads the directory the query's path names (default /home/user),
-// answering a refusal itself. Upload temporaries are not listed.
-func (e *Engine) readDir(w http.ResponseWriter, r *http.Request) (string, []fs.DirEntry, bool) {
+// readDir describes, in the seed's form and sorted by name, the entries of
+// the directory the query's path names (default /home/user), answering a
+// refusal itself. Upload temporaries, and entries removed while it reads,
+// are not listed; a symbolic link is described, not followed.
+func (e *Engine) readDir(w http.ResponseWriter, r *http.Request) (string, []fileEntry, bool) {
 	dir := r.URL.Query().Get("path")
 	if dir == "" {
 		dir = defaultWorkingDir
@@ -337,12 +302,29 @@ func (e *Engine) readDir(w http.ResponseWriter, r *http.Request) (string, []fs.D
 	if !ok {
 		return "", nil, false
 	}
-	entries, err := os.ReadDir(host)
+	dirEntries, err := os.ReadDir(host)
 	if err != nil {
 		fileError(w, dir, err)
 		return "", nil, false
 	}
-	entries = slices.DeleteFunc(entries, func(d fs.DirEntry) bool { return strings.HasPrefix(d.Name(), ".upload-") })
+	entries := make([]fileEntry, 0, len(dirEntries))
+	for _, d := range dirEntries {
+		info, err := d.Info()
+		if err != nil || strings.HasPrefix(d.Name(), ".upload-") {
+			continue
+		}
+		kind := "file"
+		switch {
+		case info.IsDir():
+			kind = "directory"
+		case info.Mode()&fs.ModeSymlink != 0:
+			kind = "symlink"
+		}
+		entries = append(entries, fileEntry{
+			Name: d.Name(), Path: path.Join(dir, d.Name()), Type: kind, Size: info.Size(),
+			ModifiedAt: timeString(info.ModTime()), Permissions: info.Mode().Perm().String()[1:],
+		})
+	}
 	return dir, entries, true
 }
 

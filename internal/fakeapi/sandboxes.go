@@ -66,37 +66,36 @@ func (e *Engine) updateSandbox(w http.ResponseWriter, r *http.Request) {
 		metadata            map[string]any
 		alwaysOn            bool
 		timeoutSec, idleSec int
-		hasName, hasSlug    bool
-		hasTags, hasMeta    bool
-		hasAlways           bool
-		hasTimeout, hasIdle bool
 	)
-	checks := []struct {
-		present *bool
-		name    string
-		dst     any
-		want    string
+	// Each updatable key: where it decodes, what it must be, and how it
+	// changes the machine when it is sent.
+	updates := []struct {
+		name string
+		dst  any
+		want string
+		set  func(*machine)
 	}{
-		{&hasName, "name", &name, "a string"},
-		{&hasSlug, "slug", &slug, "a string"},
-		{&hasTags, "tags", &tags, "a list of strings"},
-		{&hasMeta, "metadata", &metadata, "an object"},
-		{&hasAlways, "always_on", &alwaysOn, "a boolean"},
-		{&hasTimeout, "timeout_sec", &timeoutSec, "an integer"},
-		{&hasIdle, "idle_timeout_sec", &idleSec, "an integer"},
+		{"name", &name, "a string", func(m *machine) { m.name = name }},
+		{"slug", &slug, "a string", func(m *machine) { m.slug = slug }},
+		{"tags", &tags, "a list of strings", func(m *machine) { m.tags = tags }},
+		{"metadata", &metadata, "an object", func(m *machine) { m.metadata = metadata }},
+		{"always_on", &alwaysOn, "a boolean", func(m *machine) { m.alwaysOn = alwaysOn }},
+		{"timeout_sec", &timeoutSec, "an integer", func(m *machine) { m.timeoutSec = timeoutSec }},
+		{"idle_timeout_sec", &idleSec, "an integer", func(m *machine) { m.idleTimeoutSec = idleSec }},
 	}
-	for _, c := range checks {
-		present, ok := field(w, fields, c.name, c.dst, c.want)
+	sent := map[string]bool{}
+	for _, u := range updates {
+		present, ok := field(w, fields, u.name, u.dst, u.want)
 		if !ok {
 			return
 		}
-		*c.present = present
+		sent[u.name] = present
 	}
 	switch {
-	case hasName && name == "":
+	case sent["name"] && name == "":
 		invalid(w, "name must not be empty")
 		return
-	case hasSlug && !validSlug.MatchString(slug):
+	case sent["slug"] && !validSlug.MatchString(slug):
 		invalid(w, "slug %q must be lower-case letters, digits and inner dashes", slug)
 		return
 	case timeoutSec < 0 || idleSec < 0:
@@ -104,26 +103,10 @@ func (e *Engine) updateSandbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.withMachine(w, r, func(m *machine) reply {
-		if hasName {
-			m.name = name
-		}
-		if hasSlug {
-			m.slug = slug
-		}
-		if hasTags {
-			m.tags = tags
-		}
-		if hasMeta {
-			m.metadata = metadata
-		}
-		if hasAlways {
-			m.alwaysOn = alwaysOn
-		}
-		if hasTimeout {
-			m.timeoutSec = timeoutSec
-		}
-		if hasIdle {
-			m.idleTimeoutSec = idleSec
+		for _, u := range updates {
+			if sent[u.name] {
+				u.set(m)
+			}
 		}
 		m.updatedAt = e.now()
 		return dataReply(http.StatusOK, m.view())
