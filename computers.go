@@ -95,11 +95,8 @@ func (c *Computer) decodeOwned(data []byte) error {
 		CreatedAt      wire.Time         `json:"created_at"`
 		UpdatedAt      wire.Time         `json:"updated_at"`
 	}{plain: (*plain)(c)}
-	if err := json.Unmarshal(data, &v); err != nil {
+	if err := decodeResource(data, &v, &c.ID); err != nil {
 		return err
-	}
-	if c.ID == "" {
-		return errMissingID
 	}
 	c.Tags = stringItems(v.Tags)
 	c.Timeout, c.IdleTimeout = time.Duration(v.TimeoutSec), time.Duration(v.IdleTimeoutSec)

@@ -58,3 +58,19 @@ func sendForList[T any](ctx context.Context, c *Client, op call, opts []Option, 
 	}
 	return items, meta, nil
 }
+
+// errMissingID is the decoding error for an object that names no id: such
+// an answer describes no resource the caller could use.
+var errMissingID = errors.New(`the object has no "id"`)
+
+// decodeResource decodes data into v and refuses an object that left *id
+// empty: a resource (computer, template, build) is known by its id.
+func decodeResource(data []byte, v any, id *string) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return err
+	}
+	if *id == "" {
+		return errMissingID
+	}
+	return nil
+}

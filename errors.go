@@ -120,23 +120,18 @@ func statusSentinel(code int) error {
 	return statusSentinels[code]
 }
 
-// errorBody is every key an error body is known to use.
+// errorBody is every key an error body is known to use, at its top level
+// and inside the nested {"error": {...}} of newer servers (code, message,
+// details, retryable, retry_after_ms). Values are raw because servers send
+// them in several types; a typed field would make one odd value discard the
+// whole body.
 type errorBody struct {
-	Error   json.RawMessage `json:"error"`
-	Message json.RawMessage `json:"message"`
-	Detail  json.RawMessage `json:"detail"`
-	Errors  json.RawMessage `json:"errors"`
-	Code    json.RawMessage `json:"code"`
-	// RetryAfter is raw because servers send it as a number or a string;
-	// a typed field would make one odd hint discard the whole body.
-	RetryAfter json.RawMessage `json:"retry_after"`
-}
-
-// canonicalError is the error object of newer servers:
-// {"error": {"code", "message", "details", "retryable", "retry_after_ms"}}.
-type canonicalError struct {
-	Code         json.RawMessage `json:"code"`
+	Error        json.RawMessage `json:"error"`
 	Message      json.RawMessage `json:"message"`
+	Detail       json.RawMessage `json:"detail"`
+	Errors       json.RawMessage `json:"errors"`
+	Code         json.RawMessage `json:"code"`
+	RetryAfter   json.RawMessage `json:"retry_after"`
 	Details      json.RawMessage `json:"details"`
 	Retryable    json.RawMessage `json:"retryable"`
 	RetryAfterMS json.RawMessage `json:"retry_after_ms"`
@@ -155,7 +150,7 @@ func parseErrorBody(status int, body []byte) *APIError {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &eb) == nil {
 		e.Code = jsonString(eb.Code)
-		var nested canonicalError
+		var nested errorBody
 		if s := jsonString(eb.Error); s != "" {
 			e.Message = s
 		} else if json.Unmarshal(eb.Error, &nested) == nil {

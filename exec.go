@@ -116,9 +116,6 @@ type ExecService service
 // came back, the error matches ErrOutcomeUnknown (the command may have run).
 // A stopped machine answers with an error matching ErrConflict.
 func (s *ExecService) Run(ctx context.Context, computerID string, params ExecParams, opts ...Option) (*ExecResult, error) {
-	if strings.TrimSpace(params.Command) == "" {
-		return nil, fmt.Errorf("%w: exec command is empty", ErrInvalidParams)
-	}
 	return s.exec(ctx, computerID, "/exec", execBody{
 		Command: params.Command, WorkingDir: params.WorkingDir, Env: params.Env,
 	}, params.Timeout, opts)
@@ -129,15 +126,19 @@ func (s *ExecService) Run(ctx context.Context, computerID string, params ExecPar
 // once it has finished. Like Run, it is never sent twice once it may have
 // reached the server.
 func (s *ExecService) Python(ctx context.Context, computerID string, params PythonParams, opts ...Option) (*ExecResult, error) {
-	if strings.TrimSpace(params.Code) == "" {
-		return nil, fmt.Errorf("%w: python code is empty", ErrInvalidParams)
-	}
 	return s.exec(ctx, computerID, "/exec/python", execBody{
 		Code: params.Code, WorkingDir: params.WorkingDir, Env: params.Env,
 	}, params.Timeout, opts)
 }
 
 func (s *ExecService) exec(ctx context.Context, id, suffix string, body execBody, timeout time.Duration, opts []Option) (*ExecResult, error) {
+	if strings.TrimSpace(body.Command+body.Code) == "" {
+		what := "command"
+		if suffix == "/exec/python" {
+			what = "Python code"
+		}
+		return nil, fmt.Errorf("%w: nothing to run: the %s is empty", ErrInvalidParams, what)
+	}
 	path, err := computerPath(id, suffix)
 	if err != nil {
 		return nil, err

@@ -57,11 +57,8 @@ func (t *SandboxTemplate) UnmarshalJSON(data []byte) error {
 		CreatedAt wire.Time         `json:"created_at"`
 		UpdatedAt wire.Time         `json:"updated_at"`
 	}
-	if err := json.Unmarshal(data, &v); err != nil {
+	if err := decodeResource(data, &v, &v.ID); err != nil {
 		return err
-	}
-	if v.ID == "" {
-		return errMissingID
 	}
 	*t = SandboxTemplate(v.plain)
 	t.Status = cmp.Or(t.Status, v.State)
@@ -139,10 +136,6 @@ func stringItems(items []json.RawMessage) []string {
 	return out
 }
 
-// errMissingID is the decoding error for an object that names no id: such
-// an answer describes no resource the caller could use.
-var errMissingID = errors.New(`the object has no "id"`)
-
 // UnmarshalJSON decodes a build under either naming of its fields,
 // tolerating empty or numeric timestamps and an error given as an object
 // with a "message" instead of a string, and keeps the raw object in Raw. An
@@ -159,11 +152,8 @@ func (b *TemplateBuild) UnmarshalJSON(data []byte) error {
 		FinishedAt        wire.Time       `json:"finished_at"`
 		CreatedAt         wire.Time       `json:"created_at"`
 	}
-	if err := json.Unmarshal(data, &v); err != nil {
+	if err := decodeResource(data, &v, &v.ID); err != nil {
 		return err
-	}
-	if v.ID == "" {
-		return errMissingID
 	}
 	*b = TemplateBuild(v.plain)
 	b.Status = cmp.Or(b.Status, v.State)
