@@ -26,24 +26,6 @@ func newBenchServer(b *testing.B) *httptest.Server {
 	return srv
 }
 
-// BenchmarkComputersGet measures one SDK call through the whole pipeline:
-// settings, headers, attempt deadline, envelope decoding, typed result.
-func BenchmarkComputersGet(b *testing.B) {
-	srv := newBenchServer(b)
-	c, err := NewClient(testKey, WithBaseURL(srv.URL+"/api/v1"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := b.Context()
-	b.ReportAllocs()
-	for b.Loop() {
-		comp, err := c.Computers.Get(ctx, "cmp_1")
-		if err != nil || comp.ID != "cmp_1" {
-			b.Fatal(comp, err)
-		}
-	}
-}
-
 // rawComputer is what a hand-written client would decode into.
 type rawComputer struct {
 	ID                  string         `json:"id"`
@@ -63,22 +45,6 @@ type rawComputer struct {
 	ExternalProjectID   string         `json:"external_project_id"`
 	CreatedAt           time.Time      `json:"created_at"`
 	UpdatedAt           time.Time      `json:"updated_at"`
-}
-
-// BenchmarkComputersGetRaw is the baseline: the same request with plain
-// net/http and encoding/json, over the same transport settings, against the
-// same server and body.
-func BenchmarkComputersGetRaw(b *testing.B) {
-	srv := newBenchServer(b)
-	hc := newHTTPClient()
-	url := srv.URL + "/api/v1/computers/cmp_1"
-	ctx := b.Context()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := rawGet(ctx, hc, url); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // rawGet is what a hand-written client does for GET /computers/{id}.
@@ -120,24 +86,40 @@ func rawGet(ctx context.Context, hc *http.Client, url string) error {
 // beyond raw. Pairing makes the comparison robust on a busy machine, where
 // two separate benchmarks see different load. "loopback" goes through a
 // real socket to an httptest server; "memory" answers from memory, so it
-// times the client side alone.
+// times the client side alone. "caller-deadline" gives both a context that
+// already has a deadline (as a server's request context often does), so the
+// SDK needs no attempt timer of its own.
 func BenchmarkComputersGetPaired(b *testing.B) {
 	b.Run("loopback", func(b *testing.B) {
 		srv := newBenchServer(b)
-		benchPaired(b, srv.URL, newHTTPClient(), newHTTPClient())
+		benchPaired(b, b.Context(), srv.URL, newHTTPClient(), newHTTPClient())
+	})
+	b.Run("loopback-caller-deadline", func(b *testing.B) {
+		srv := newBenchServer(b)
+		benchPaired(b, withDeadline(b), srv.URL, newHTTPClient(), newHTTPClient())
 	})
 	b.Run("memory", func(b *testing.B) {
-		benchPaired(b, "https://api.test", memoryClient(), memoryClient())
+		benchPaired(b, b.Context(), "https://api.test", memoryClient(), memoryClient())
+	})
+	b.Run("memory-caller-deadline", func(b *testing.B) {
+		benchPaired(b, withDeadline(b), "https://api.test", memoryClient(), memoryClient())
 	})
 }
 
-func benchPaired(b *testing.B, origin string, sdkHTTP, rawHTTP *http.Client) {
+// withDeadline is b's context with a deadline sooner than the SDK's
+// attempt timeout.
+func withDeadline(b *testing.B) context.Context {
+	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Second)
+	b.Cleanup(cancel)
+	return ctx
+}
+
+func benchPaired(b *testing.B, ctx context.Context, origin string, sdkHTTP, rawHTTP *http.Client) {
 	c, err := NewClient(testKey, WithBaseURL(origin+"/api/v1"), WithHTTPClient(sdkHTTP))
 	if err != nil {
 		b.Fatal(err)
 	}
 	url := origin + "/api/v1/computers/cmp_1"
-	ctx := b.Context()
 	sdkGet := func() error { _, err := c.Computers.Get(ctx, "cmp_1"); return err }
 	rawGet := func() error { return rawGet(ctx, rawHTTP, url) }
 	var sdk, raw time.Duration
@@ -178,32 +160,3 @@ func memoryClient() *http.Client {
 	})}
 }
 
-// BenchmarkComputersGetPipeline measures the SDK's own cost without a
-// network: the answer comes from memory, so only the pipeline and the
-// decoding are timed.
-func BenchmarkComputersGetPipeline(b *testing.B) {
-	c, err := NewClient(testKey, WithBaseURL("https://api.test/api/v1"), WithHTTPClient(memoryClient()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := b.Context()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Computers.Get(ctx, "cmp_1"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkComputersGetPipelineRaw is BenchmarkComputersGetPipeline's
-// baseline: plain net/http and encoding/json over the same in-memory answer.
-func BenchmarkComputersGetPipelineRaw(b *testing.B) {
-	hc := memoryClient()
-	ctx := b.Context()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := rawGet(ctx, hc, "https://api.test/api/v1/computers/cmp_1"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
