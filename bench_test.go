@@ -159,4 +159,3 @@ func memoryClient() *http.Client {
 			ContentLength: int64(len(benchBody)), Request: r}, nil
 	})}
 }
-
