@@ -966,15 +966,6 @@ func TestErrors_NeverContainTheKey(t *testing.T) {
 	assert.NotContains(t, err.Error(), testKey)
 }
 
-func TestSleep_ReturnsAtOnceForNonPositiveDurations(t *testing.T) {
-	assert.NoError(t, sleep(t.Context(), 0))
-	assert.NoError(t, sleep(t.Context(), -time.Second))
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	assert.ErrorIs(t, sleep(ctx, 0), context.Canceled)
-	assert.ErrorIs(t, sleep(ctx, time.Hour), context.Canceled)
-}
-
 func TestPathID_RefusesIdsThatCouldChangeTheEndpoint(t *testing.T) {
 	for _, id := range []string{"", " ", "\t", ".", "..", "a\nb", "a\x00b", "a\x7fb", "\r"} {
 		_, err := pathID("computer", id)

@@ -163,7 +163,7 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 		if why != "" {
 			return response{}, failure
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return response{}, fmt.Errorf("miosa: %s %s: %w while waiting to retry; last attempt: %w", op.method, op.path, err, failure)
 		}
 	}
@@ -498,21 +498,6 @@ func neverReachedServer(err error) bool {
 	)
 	return errors.As(err, &dnsErr) || errors.As(err, &certErr) ||
 		errors.As(err, &recordErr) || errors.As(err, &alertErr)
-}
-
-// sleep waits for d or until ctx ends, whichever comes first.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // pathID path-escapes one id for use as a path segment, refusing ids that

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/miosa-ai/miosa-go/internal/retry"
 )
 
 // WaitOptions tunes a wait: Sandboxes.WaitUntilReady, Computers.WaitForStatus
@@ -142,7 +144,7 @@ func pollUntil(ctx context.Context, interval time.Duration, check func(context.C
 				wait = max(wait, apiErr.RetryAfter)
 			}
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return context.Cause(ctx)
 		}
 	}

@@ -321,21 +321,6 @@ func (e *Engine) dropIfClosing(w http.ResponseWriter) {
 	}
 }
 
-// sleepCtx waits d, reporting false if ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // statusWriter remembers the status written, for the request log, and
 // forwards flushing and hijacking to the connection's writer.
 type statusWriter struct {

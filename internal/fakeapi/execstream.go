@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/miosa-ai/miosa-go/internal/retry"
 )
 
 // ExecLine is one line of a scripted streamed command's output.
@@ -222,11 +224,11 @@ func (o execEvents) abort() {
 // It reports false when ctx ended or the client went away first.
 func (o execEvents) play(ctx context.Context, script ExecStream) bool {
 	for _, l := range script.Lines {
-		if !sleepCtx(ctx, l.Delay) || !o.line(l.Stderr, l.Text) {
+		if retry.Sleep(ctx, l.Delay) != nil || !o.line(l.Stderr, l.Text) {
 			return false
 		}
 	}
-	return sleepCtx(ctx, script.ExitDelay)
+	return retry.Sleep(ctx, script.ExitDelay) == nil
 }
 
 // outputLine is a line the local shell read from a command.

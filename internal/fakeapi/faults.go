@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/miosa-ai/miosa-go/internal/retry"
 )
 
 // Drop says when a faulted request's connection is cut.
@@ -194,7 +196,7 @@ func matchPath(pattern, path string) bool {
 func (e *Engine) applyFault(w http.ResponseWriter, r *http.Request, f Fault) {
 	if f.Delay > 0 {
 		ctx, cancel := e.requestContext(r)
-		held := sleepCtx(ctx, f.Delay)
+		held := retry.Sleep(ctx, f.Delay) == nil
 		cancel()
 		if !held {
 			// A server shutting down answers nothing to what it held.

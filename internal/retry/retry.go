@@ -1,9 +1,10 @@
 // Package retry holds the arithmetic of the SDK's retry loop: which answers
-// are worth another attempt, how long to back off, and how to read the
-// server's Retry-After hints.
+// are worth another attempt, how long to back off, how to read the server's
+// Retry-After hints, and how to wait without outliving a context.
 package retry
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -87,4 +88,20 @@ func Seconds(secs float64) (time.Duration, bool) {
 		return MaxHint, true
 	}
 	return time.Duration(secs * float64(time.Second)), true
+}
+
+// Sleep waits for d or until ctx ends, whichever comes first, and returns
+// ctx's error if it ended. A d of zero or less returns at once.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

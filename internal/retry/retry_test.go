@@ -1,12 +1,15 @@
 package retry
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRetryableStatus(t *testing.T) {
@@ -93,4 +96,21 @@ func TestSeconds(t *testing.T) {
 		assert.True(t, ok, huge)
 		assert.Equal(t, MaxHint, d, huge)
 	}
+}
+
+func TestSleep_ReturnsAtOnceForNonPositiveDurationsAndEndedContexts(t *testing.T) {
+	assert.NoError(t, Sleep(t.Context(), 0))
+	assert.NoError(t, Sleep(t.Context(), -time.Second))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	assert.ErrorIs(t, Sleep(ctx, 0), context.Canceled)
+	assert.ErrorIs(t, Sleep(ctx, time.Hour), context.Canceled)
+}
+
+func TestSleep_WaitsTheWholeDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		require.NoError(t, Sleep(t.Context(), 3*time.Second))
+		assert.Equal(t, 3*time.Second, time.Since(start))
+	})
 }
