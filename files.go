@@ -155,9 +155,11 @@ type FilesService service
 //
 // When r is an io.Seeker, the upload is retried like a read (on 5xx, 429
 // and network failures), each attempt seeking r back to where it stood when
-// the call began; its end is taken when the call begins too, and a reader
-// that then ends early fails the call. Any other reader is sent once and
-// never retried. A reader that fails fails the call with an error saying
+// the call began; its end is taken when the call begins too (and sent as
+// the form's Content-Length), and a reader that then ends early fails the
+// call. Any other reader is sent once, chunked, and never retried. An
+// upload the server stops taking bytes of for 30 seconds fails (a slow r
+// does not count). A reader that fails fails the call with an error saying
 // how many of its bytes were read. Upload does not return while a Read of r
 // is in progress, and reads no more of it afterwards. So a Read that blocks
 // holds the call, even past its context (Go's HTTP client also waits for
@@ -243,22 +245,30 @@ func newUploadSource(r io.Reader, remotePath string, createDirs bool) (*uploadSo
 }
 
 // body is call.upload: the form for one more attempt, with r back where it
-// stood when the call began.
-func (u *uploadSource) body() (io.Reader, string, error) {
+// stood when the call began. Its length is known when r's size is.
+func (u *uploadSource) body() (uploadBody, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.err != nil {
-		return nil, "", u.err
+		return uploadBody{}, u.err
 	}
 	if u.attempt > 0 && u.seeker != nil {
 		if _, err := u.seeker.Seek(u.start, io.SeekStart); err != nil {
-			return nil, "", fmt.Errorf("seeking the file to upload back to its start: %w", err)
+			return uploadBody{}, fmt.Errorf("seeking the file to upload back to its start: %w", err)
 		}
 	}
 	u.attempt++
 	u.read = 0
 	file := &uploadReader{src: u, attempt: u.attempt}
-	return io.MultiReader(bytes.NewReader(u.head), file, bytes.NewReader(u.tail)), u.contentType, nil
+	length := int64(-1)
+	if u.size >= 0 {
+		length = int64(len(u.head)) + u.size + int64(len(u.tail))
+	}
+	return uploadBody{
+		r:           io.MultiReader(bytes.NewReader(u.head), file, bytes.NewReader(u.tail)),
+		contentType: u.contentType,
+		length:      length,
+	}, nil
 }
 
 // close ends the call's use of r, waiting for a Read in progress, and
@@ -308,10 +318,6 @@ func (f *uploadReader) Read(p []byte) (int, error) {
 	return n, u.err
 }
 
-// downloadStallLimit ends a download that receives no byte for this long.
-// The attempt is then retried if nothing reached the writer yet.
-const downloadStallLimit = 30 * time.Second
-
 // copyBuffers are the buffers downloads copy through: large enough that one
 // read takes what the connection has, reused so that a download allocates
 // nothing per chunk.
@@ -347,7 +353,7 @@ func (s *FilesService) Download(ctx context.Context, computerID, remotePath stri
 		accept: anyMediaType, // the file's bytes, whatever their type
 		consume: func(resp *http.Response) error {
 			var err error
-			written, err = copyDownload(ctx, w, resp, downloadStallLimit)
+			written, err = copyDownload(ctx, w, resp, transferStallLimit)
 			return err
 		}}
 	_, err = s.client.send(ctx, op, opts)

@@ -446,7 +446,7 @@ func TestFilesDownload_StallLimit(t *testing.T) {
 			require.Error(t, err)
 			assert.EqualValues(t, 3, n)
 			assert.Contains(t, err.Error(), "no data for 30s")
-			assert.Equal(t, downloadStallLimit, time.Since(start))
+			assert.Equal(t, transferStallLimit, time.Since(start))
 		})
 	})
 	t.Run("a stall before the first byte is retried", func(t *testing.T) {
@@ -730,4 +730,57 @@ func (w *pipeWriter) WriteHeader(status int) {
 func (w *pipeWriter) Write(b []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	return w.body.Write(b)
+}
+
+func TestFilesUpload_SendsItsLengthWhenTheReaderKnowsIt(t *testing.T) {
+	cases := []struct {
+		name    string
+		r       io.Reader
+		chunked bool
+	}{
+		{"a reader that can seek", bytes.NewReader(everyByte), false},
+		{"a reader that cannot", onlyReader{bytes.NewReader(everyByte)}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var length int64
+			var received int
+			client, _ := filesServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				length = r.ContentLength
+				body, _ := io.ReadAll(r.Body)
+				received = len(body)
+			})
+			require.NoError(t, client.Files.Upload(t.Context(), "cmp_1", "/f", tc.r, FileUploadParams{}))
+			if tc.chunked {
+				assert.EqualValues(t, -1, length, "an unknown length is sent chunked")
+			} else {
+				assert.EqualValues(t, received, length, "Content-Length is the whole form's")
+			}
+			assert.Greater(t, received, len(everyByte))
+		})
+	}
+}
+
+func TestFilesUpload_AServerThatStopsTakingBytesEndsTheUpload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadFull(r.Body, make([]byte, 10)) // and then no more
+			<-r.Context().Done()
+		}}, WithMaxRetries(0))
+		start := time.Now()
+		err := client.Files.Upload(t.Context(), "cmp_1", "/f", bytes.NewReader(make([]byte, 1<<20)), FileUploadParams{})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Contains(t, err.Error(), "took no bytes of the upload")
+		assert.Equal(t, transferStallLimit, time.Since(start), "the stall limit, not the context, ended it")
+	})
+}
+
+func TestFilesUpload_ASlowReaderIsNotAStalledServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{respond: func(w http.ResponseWriter, r *http.Request, n int) { writeJSON(w, 200, `{"ok":true}`) }}
+		client := newFakeClient(t, rec)
+		// Each read of the file takes longer than the stall limit.
+		err := client.Files.Upload(t.Context(), "cmp_1", "/f", &slowReader{left: 2, tick: 2 * transferStallLimit}, FileUploadParams{})
+		require.NoError(t, err)
+	})
 }

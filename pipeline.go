@@ -60,13 +60,13 @@ type call struct {
 	query  url.Values
 	body   any // JSON-encoded when non-nil; nil sends no body and no Content-Type
 	// upload, when set, is the request body instead of body: it is called
-	// once per attempt and returns a reader over the bytes to send (the
-	// same bytes each time) and their Content-Type. It is how a file
-	// streams into a request without being held in memory. Sending it is
-	// bounded by the caller's context alone: the attempt deadline starts
-	// once its last byte has been read, and then bounds only the wait for
-	// the answer's headers.
-	upload func() (io.Reader, string, error)
+	// once per attempt and returns the bytes to send (the same bytes each
+	// time). It is how a file streams into a request without being held in
+	// memory. Sending it is bounded by the caller's context and by
+	// transferStallLimit without progress: the attempt deadline starts once
+	// its last byte has been read, and then bounds only the wait for the
+	// answer's headers.
+	upload func() (uploadBody, error)
 	// consume, when set, takes over a 2xx answer with its body still open,
 	// instead of the pipeline reading it into memory: the attempt deadline
 	// then ends with the answer's headers, the size cap does not apply, and
@@ -98,6 +98,15 @@ func (op *call) replayable() bool {
 	return op.keyed || op.idempotent
 }
 
+// uploadBody is one attempt's streamed request body.
+type uploadBody struct {
+	r           io.Reader
+	contentType string
+	// length is how many bytes r yields, sent as Content-Length; -1 when
+	// unknown (the body is then sent chunked).
+	length int64
+}
+
 // response is the server's answer to one attempt: its status and headers,
 // and its body read in full (capped), unless the call consumed it.
 type response struct {
@@ -115,6 +124,14 @@ var errBodyTooLarge = errors.New("response body exceeds the size limit")
 // the body reached the caller (a download cut before its first byte): the
 // call may then be sent again like any failed attempt of its kind.
 var errNothingDelivered = errors.New("the answer broke off before any of it was delivered")
+
+// transferStallLimit ends a transfer (an upload, or a download) that makes
+// no progress for this long: the connection is open but nothing moves.
+const transferStallLimit = 30 * time.Second
+
+// errUploadStalled is an upload whose body was not read for
+// transferStallLimit: the server stopped taking bytes.
+var errUploadStalled = fmt.Errorf("the server took no bytes of the upload for %s: %w", transferStallLimit, context.DeadlineExceeded)
 
 // errNoHeaders is the attempt deadline of a streamed answer passing before
 // its headers came.
@@ -203,11 +220,15 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	hc := conf.httpClient
 	// A streamed body, sent or answered, is bounded by the caller's
 	// context alone: the deadline covers only the wait for the headers.
-	var deadline *headerDeadline
+	var (
+		deadline      *headerDeadline
+		cancelStalled context.CancelCauseFunc
+	)
 	if op.consume != nil || op.upload != nil {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)
+		cancelStalled = cancel
 		deadline = &headerDeadline{timeout: timeout, expire: func() { cancel(errNoHeaders) }}
 		defer deadline.stop()
 		if op.upload == nil {
@@ -228,11 +249,14 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 		return response{}, err
 	}
 	if op.upload != nil {
-		req.Body = &onLastByte{ReadCloser: req.Body, fn: deadline.start}
+		progress := &uploadProgress{ReadCloser: req.Body, done: deadline.start,
+			stall: time.AfterFunc(transferStallLimit, func() { cancelStalled(errUploadStalled) })}
+		defer progress.stall.Stop()
+		req.Body = progress
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errNoHeaders) {
+		if cause := context.Cause(ctx); errors.Is(cause, errNoHeaders) || errors.Is(cause, errUploadStalled) {
 			err = cause
 		}
 		return response{}, err
@@ -288,19 +312,26 @@ func (d *headerDeadline) stop() bool {
 	return d.timer == nil || d.timer.Stop()
 }
 
-// onLastByte is a request body that calls fn once it has been read to the
-// end.
-type onLastByte struct {
+// uploadProgress is an upload's request body as the transport reads it.
+// The stall timer runs only while the transport is not asking for bytes (a
+// slow reader of the caller's is not the server stalling): it stops during
+// each read and restarts after it. Once the body has been read to the end,
+// the timer stops for good and done starts the wait for the answer.
+type uploadProgress struct {
 	io.ReadCloser
-	fn   func()
-	once sync.Once
+	stall *time.Timer
+	done  func()
+	once  sync.Once
 }
 
-func (b *onLastByte) Read(p []byte) (int, error) {
+func (b *uploadProgress) Read(p []byte) (int, error) {
+	b.stall.Stop()
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.once.Do(b.fn)
+	if err != io.EOF {
+		b.stall.Reset(transferStallLimit)
+		return n, err
 	}
+	b.once.Do(b.done)
 	return n, err
 }
 
@@ -314,19 +345,24 @@ func (c *Client) newRequest(ctx context.Context, conf *settings, op *call, paylo
 	var (
 		body        io.Reader
 		contentType string
+		length      int64 = -1
 	)
 	switch {
 	case op.upload != nil:
-		var err error
-		if body, contentType, err = op.upload(); err != nil {
+		upload, err := op.upload()
+		if err != nil {
 			return nil, &bodyError{err}
 		}
+		body, contentType, length = upload.r, upload.contentType, upload.length
 	case op.body != nil:
 		body, contentType = bytes.NewReader(payload), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, op.method, target, body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalidParams, op.method, op.path, err)
+	}
+	if length >= 0 {
+		req.ContentLength = length
 	}
 	accept := op.accept
 	if accept == nil {
