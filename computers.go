@@ -83,26 +83,49 @@ func (c *Computer) UnmarshalJSON(data []byte) error {
 // decodeOwned is UnmarshalJSON for data that nobody will reuse (an answer
 // body the call owns): Raw is data itself, not a copy.
 func (c *Computer) decodeOwned(data []byte) error {
-	type plain Computer
-	*c = Computer{}
-	// Decoding through a pointer to c fills it in place; the fields below
-	// shadow c's own so that each can be read in every form servers send.
-	v := struct {
-		*plain
-		Tags           []json.RawMessage `json:"tags"`
-		TimeoutSec     wireSeconds       `json:"timeout_sec"`
-		IdleTimeoutSec wireSeconds       `json:"idle_timeout_sec"`
-		CreatedAt      wire.Time         `json:"created_at"`
-		UpdatedAt      wire.Time         `json:"updated_at"`
-	}{plain: (*plain)(c)}
-	if err := decodeResource(data, &v, &c.ID); err != nil {
+	var w computerWire
+	if err := decodeResource(data, &w, &w.ID); err != nil {
 		return err
 	}
-	c.Tags = stringItems(v.Tags)
-	c.Timeout, c.IdleTimeout = time.Duration(v.TimeoutSec), time.Duration(v.IdleTimeoutSec)
-	c.CreatedAt, c.UpdatedAt = v.CreatedAt.Time, v.UpdatedAt.Time
-	c.Raw = data
+	*c = Computer{
+		ID: w.ID, Name: w.Name, Slug: w.Slug, Status: w.Status, TemplateType: w.TemplateType, Size: w.Size,
+		IPAddress: w.IPAddress, VNCURL: w.VNCURL, Visibility: w.Visibility, TenantID: w.TenantID,
+		WorkspaceID: w.WorkspaceID, Metadata: w.Metadata, ExternalWorkspaceID: w.ExternalWorkspaceID,
+		ExternalUserID: w.ExternalUserID, ExternalProjectID: w.ExternalProjectID,
+		Tags: stringItems(w.Tags), AlwaysOn: w.AlwaysOn,
+		Timeout: time.Duration(w.TimeoutSec), IdleTimeout: time.Duration(w.IdleTimeoutSec),
+		CreatedAt: w.CreatedAt.Time, UpdatedAt: w.UpdatedAt.Time,
+		Raw: data,
+	}
 	return nil
+}
+
+// computerWire is a computer as the server sends it, each field in a type
+// that reads every form servers use. It is flat on purpose: encoding/json
+// decodes a struct that embeds another (the usual "type plain Computer"
+// shadowing) about 13% slower, which was a tenth of a call's cost.
+type computerWire struct {
+	ID                  string            `json:"id"`
+	Name                string            `json:"name"`
+	Slug                string            `json:"slug"`
+	Status              ComputerStatus    `json:"status"`
+	TemplateType        string            `json:"template_type"`
+	Size                string            `json:"size"`
+	IPAddress           string            `json:"ip_address"`
+	VNCURL              string            `json:"vnc_url"`
+	Visibility          string            `json:"visibility"`
+	TenantID            string            `json:"tenant_id"`
+	WorkspaceID         string            `json:"workspace_id"`
+	Metadata            map[string]any    `json:"metadata"`
+	ExternalWorkspaceID string            `json:"external_workspace_id"`
+	ExternalUserID      string            `json:"external_user_id"`
+	ExternalProjectID   string            `json:"external_project_id"`
+	Tags                []json.RawMessage `json:"tags"`
+	AlwaysOn            bool              `json:"always_on"`
+	TimeoutSec          wireSeconds       `json:"timeout_sec"`
+	IdleTimeoutSec      wireSeconds       `json:"idle_timeout_sec"`
+	CreatedAt           wire.Time         `json:"created_at"`
+	UpdatedAt           wire.Time         `json:"updated_at"`
 }
 
 // maxWireSeconds is the longest duration a time.Duration can hold, in
