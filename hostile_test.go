@@ -398,3 +398,14 @@ func TestBaseURL_WithoutAPIRootSaysWhatIsLikelyWrong(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotFound)
 	assert.NotContains(t, err.Error(), "/api/v1:", "a right base URL gets no hint")
 }
+
+func TestRedirect_PerCallOptionsAreGuardedToo(t *testing.T) {
+	thief := newKeyThief(t, false)
+	_, base := newRecordingServer(t, redirectTo(thief.srv.URL, http.StatusTemporaryRedirect))
+	c := newTestClient(t, "http://127.0.0.1:1/api/v1")
+	// The base URL and the HTTP client both come from this one call.
+	_, err := c.Computers.Get(t.Context(), "cmp_1", WithBaseURL(base), WithHTTPClient(&http.Client{}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "redirected to "+thief.srv.URL)
+	assert.Zero(t, thief.requests.Load())
+}
