@@ -142,7 +142,7 @@ var errNoHeaders = fmt.Errorf("no answer within the request timeout: %w", contex
 // error that is final. Whether a failed attempt is sent again is for
 // shouldRetry alone to say.
 func (c *Client) send(ctx context.Context, op call, opts []Option) (response, error) {
-	s, err := c.settingsFor(opts)
+	conf, err := c.settingsFor(opts)
 	if err != nil {
 		return response{}, err
 	}
@@ -154,7 +154,7 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 	}
 	var key string
 	if op.keyed {
-		key = cmp.Or(s.idempotencyKey, uuid.NewString())
+		key = cmp.Or(conf.idempotencyKey, uuid.NewString())
 	}
 	if err := ctx.Err(); err != nil {
 		// Nothing was sent, so this is not an unknown outcome.
@@ -162,21 +162,22 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 	}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res, err := c.attempt(ctx, s, &op, payload, key)
+		res, err := c.attempt(ctx, conf, &op, payload, key)
 		if err == nil && res.ok() {
-			c.logAttempt(ctx, s, &op, attempt, &res, start, nil, "")
+			c.logAttempt(ctx, conf, &op, attempt, &res, start, nil, "")
 			return res, nil
 		}
-		var failure error
+		// A refusal's message comes from its body, which is never logged;
+		// a transport error is.
+		var failure, transportErr error
 		if err != nil {
-			failure = c.transportError(&op, err)
-			err = failure
+			transportErr = c.transportError(&op, err)
+			failure = transportErr
 		} else {
-			failure = c.newAPIError(&op, s, key, &res)
+			failure = c.newAPIError(&op, conf, key, &res)
 		}
-		wait, why := s.nextAttempt(ctx, &op, failure, attempt)
-		// A refusal's message comes from its body, which is never logged.
-		c.logAttempt(ctx, s, &op, attempt, &res, start, err, why)
+		wait, why := conf.nextAttempt(ctx, &op, failure, attempt)
+		c.logAttempt(ctx, conf, &op, attempt, &res, start, transportErr, why)
 		if why != "" {
 			return response{}, failure
 		}
@@ -221,15 +222,13 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	// A streamed body, sent or answered, is bounded by the caller's
 	// context alone: the deadline covers only the wait for the headers.
 	var (
-		deadline      *headerDeadline
-		cancelStalled context.CancelCauseFunc
+		deadline     *headerDeadline
+		cancelStream context.CancelCauseFunc // ends a streamed attempt, with why
 	)
 	if op.consume != nil || op.upload != nil {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		cancelStalled = cancel
-		deadline = &headerDeadline{timeout: timeout, expire: func() { cancel(errNoHeaders) }}
+		ctx, cancelStream = context.WithCancelCause(ctx)
+		defer cancelStream(nil)
+		deadline = &headerDeadline{timeout: timeout, expire: func() { cancelStream(errNoHeaders) }}
 		defer deadline.stop()
 		if op.upload == nil {
 			deadline.start()
@@ -237,7 +236,7 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 		streaming := *hc
 		streaming.Timeout = 0 // it would cut the body too
 		hc = &streaming
-	} else if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > timeout {
+	} else if callerDeadline, ok := ctx.Deadline(); !ok || time.Until(callerDeadline) > timeout {
 		// A timer is only worth its cost when it ends the attempt before
 		// the caller's own deadline would.
 		var cancel context.CancelFunc
@@ -250,7 +249,7 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	}
 	if op.upload != nil {
 		progress := &uploadProgress{ReadCloser: req.Body, done: deadline.start,
-			stall: time.AfterFunc(transferStallLimit, func() { cancelStalled(errUploadStalled) })}
+			stall: time.AfterFunc(transferStallLimit, func() { cancelStream(errUploadStalled) })}
 		defer progress.stall.Stop()
 		req.Body = progress
 	}

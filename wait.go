@@ -50,14 +50,14 @@ func (w WaitOptions) poller(c *Client, what string, defaultTimeout, defaultInter
 	if w.Timeout < 0 || w.PollInterval < 0 {
 		return nil, fmt.Errorf("%w: wait timeout and poll interval must not be negative", ErrInvalidParams)
 	}
-	s, err := c.settingsFor(opts)
+	conf, err := c.settingsFor(opts)
 	if err != nil {
 		return nil, err
 	}
 	return &poller{
 		what:     what,
 		timeout:  cmp.Or(w.Timeout, defaultTimeout),
-		interval: cmp.Or(w.PollInterval, s.pollInterval, defaultInterval),
+		interval: cmp.Or(w.PollInterval, conf.pollInterval, defaultInterval),
 		opts:     append(opts[:len(opts):len(opts)], WithMaxRetries(0)),
 	}, nil
 }
