@@ -176,6 +176,10 @@ type ExecEvent struct {
 	TimedOut bool   // ExecExit: the command was stopped at its Timeout
 }
 
+// errStreamOverdue ends a streamed exec still open execMargin after its
+// command's timeout.
+var errStreamOverdue = fmt.Errorf("the stream was still open %s after the command's timeout: %w", execMargin, context.DeadlineExceeded)
+
 // maxStreamTimeout is the longest command timeout the streamed exec accepts.
 const maxStreamTimeout = 24 * time.Hour
 
@@ -219,7 +223,10 @@ type execStreamBody struct {
 // beyond the one being read. An event is at most 1 MiB. While it is open the
 // stream holds one HTTP/1.1 connection (or one HTTP/2 stream), bounded by
 // ctx rather than by WithRequestTimeout, which covers only the wait for the
-// stream's headers.
+// stream's headers. With params.Timeout set it is also bounded by that
+// timeout plus a 30 s margin: the server ends the command by then, so a
+// stream still open afterwards never will say how it ended, and the loop
+// gets an error matching ErrOutcomeUnknown and context.DeadlineExceeded.
 func (s *ExecService) Stream(ctx context.Context, sandboxID string, params ExecParams, opts ...Option) iter.Seq2[ExecEvent, error] {
 	return func(yield func(ExecEvent, error) bool) {
 		op, err := execStreamCall(sandboxID, params)
@@ -227,10 +234,16 @@ func (s *ExecService) Stream(ctx context.Context, sandboxID string, params ExecP
 			yield(ExecEvent{}, err)
 			return
 		}
-		op.consume = func(resp *http.Response) error {
-			return readExecStream(ctx, resp, func(ev ExecEvent) bool { return yield(ev, nil) })
+		streamCtx := ctx
+		if params.Timeout > 0 {
+			var cancel context.CancelFunc
+			streamCtx, cancel = context.WithTimeoutCause(ctx, params.Timeout+execMargin, errStreamOverdue)
+			defer cancel()
 		}
-		_, err = s.client.send(ctx, op, opts)
+		op.consume = func(resp *http.Response) error {
+			return readExecStream(streamCtx, resp, func(ev ExecEvent) bool { return yield(ev, nil) })
+		}
+		_, err = s.client.send(streamCtx, op, opts)
 		var apiErr *APIError
 		switch {
 		case err == nil:

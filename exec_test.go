@@ -1,6 +1,7 @@
 package miosa
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -225,4 +226,28 @@ func TestExec_RetriedAfterATLSHandshakeFailure(t *testing.T) {
 	assert.ErrorAs(t, err, &certErr)
 	assert.Equal(t, int32(3), conns.Load(), "one handshake per attempt")
 	assert.Zero(t, rec.count())
+}
+
+func TestExecStream_AStreamThatOutlivesTheCommandTimeoutEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "event: stdout\ndata: {\"line\":\"started\"}\n\n")
+			<-r.Context().Done() // and then never an exit
+		}})
+		start := time.Now()
+		var lines []string
+		var err error
+		for ev, evErr := range client.Exec.Stream(t.Context(), "sb_1", ExecParams{Command: "sleep 1", Timeout: 10 * time.Second}) {
+			if evErr != nil {
+				err = evErr
+				break
+			}
+			lines = append(lines, ev.Line)
+		}
+		assert.Equal(t, []string{"started"}, lines)
+		require.ErrorIs(t, err, ErrOutcomeUnknown)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, 10*time.Second+execMargin, time.Since(start), "the command's timeout and the margin, not the caller's context")
+	})
 }

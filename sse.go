@@ -498,8 +498,8 @@ func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEve
 		if err != nil {
 			// The parser reports a read cut by cancellation as a clean end
 			// (io.EOF): only the context can tell them apart.
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return ctxErr
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
 			}
 			switch {
 			case err == io.EOF:
