@@ -16,27 +16,46 @@ func sendForObject[T any](ctx context.Context, c *Client, op call, opts []Option
 	if err != nil {
 		return nil, err
 	}
+	// Most answers are one object under one key. Decoding that guess checks
+	// it in the pass that decodes it, where finding the object first would
+	// read the body once more; a wrong guess fails to decode, and the body
+	// is then read carefully.
+	if guess, ok := wire.SoleMember(res.body, wrappers...); ok {
+		if v, err := decodeObject[T](guess); err == nil {
+			return v, nil
+		}
+	}
 	raw, err := wire.Object(res.body, wrappers...)
 	if err == nil && raw == nil {
 		err = errors.New("empty response body")
 	}
-	var v T
+	var v *T
 	if err == nil {
-		// A type that decodes itself is handed the bytes directly: it
-		// validates them as it decodes (wire.Object does not), and
-		// json.Unmarshal would validate them once more before calling it.
-		// The body belongs to this call, so a type may keep it as its Raw.
-		switch u := any(&v).(type) {
-		case interface{ decodeOwned([]byte) error }:
-			err = u.decodeOwned(raw)
-		case json.Unmarshaler:
-			err = u.UnmarshalJSON(raw)
-		default:
-			err = json.Unmarshal(raw, &v)
-		}
+		v, err = decodeObject[T](raw)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, err)
+	}
+	return v, nil
+}
+
+// decodeObject decodes one JSON object. A type that decodes itself is
+// handed the bytes directly: it validates them as it decodes (wire does
+// not), and json.Unmarshal would validate them once more before calling it.
+// The bytes belong to this call, so a type may keep them as its Raw.
+func decodeObject[T any](raw []byte) (*T, error) {
+	var v T
+	var err error
+	switch u := any(&v).(type) {
+	case interface{ decodeOwned([]byte) error }:
+		err = u.decodeOwned(raw)
+	case json.Unmarshaler:
+		err = u.UnmarshalJSON(raw)
+	default:
+		err = json.Unmarshal(raw, &v)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return &v, nil
 }

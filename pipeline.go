@@ -162,7 +162,7 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 	}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		res, err := c.attempt(ctx, conf, &op, payload, key)
+		res, err := c.attempt(ctx, conf, &op, payload, key, start)
 		if err == nil && res.ok() {
 			c.logAttempt(ctx, conf, &op, attempt, &res, start, nil, "")
 			return res, nil
@@ -216,7 +216,7 @@ func (conf *settings) nextAttempt(ctx context.Context, op *call, failure error, 
 // attempt sends one HTTP request and reads its answer. A non-2xx answer is
 // returned as a response, its body capped and the rest drained briefly so
 // the connection may be reused; only failures to get an answer are errors.
-func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload []byte, key string) (response, error) {
+func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload []byte, key string, start time.Time) (response, error) {
 	timeout := cmp.Or(op.attemptTimeout, conf.requestTimeout)
 	hc := conf.httpClient
 	// A streamed body, sent or answered, is bounded by the caller's
@@ -236,12 +236,12 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 		streaming := *hc
 		streaming.Timeout = 0 // it would cut the body too
 		hc = &streaming
-	} else if callerDeadline, ok := ctx.Deadline(); !ok || time.Until(callerDeadline) > timeout {
-		// A timer is only worth its cost when it ends the attempt before
-		// the caller's own deadline would.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+	} else if callerDeadline, ok := ctx.Deadline(); !ok || callerDeadline.After(start.Add(timeout)) {
+		// The attempt needs a deadline of its own only when it comes
+		// before the caller's.
+		attemptCtx := newAttemptDeadline(ctx, start.Add(timeout))
+		defer attemptCtx.end()
+		ctx = attemptCtx
 	}
 	req, err := c.newRequest(ctx, conf, op, payload, key)
 	if err != nil {

@@ -76,6 +76,37 @@ func Object(body []byte, names ...string) (json.RawMessage, error) {
 	return body, nil
 }
 
+// SoleMember returns what stands between `{"key":` and the closing brace
+// of body, when key is one of names, "data" or "result" and what follows it
+// starts like an object. It does not look at anything in between: the
+// result is the object under key only if it is one JSON value (if body has
+// that single member), which the caller's decoding finds out as it decodes.
+// That lets the common answer be read in one pass; when the decoding fails,
+// Object reads body carefully.
+func SoleMember(body []byte, names ...string) (json.RawMessage, bool) {
+	body = bytes.TrimSpace(body)
+	if len(body) < 2 || body[0] != '{' || body[len(body)-1] != '}' {
+		return nil, false
+	}
+	i := skipSpace(body, 1)
+	if i >= len(body) || body[i] != '"' {
+		return nil, false
+	}
+	keyEnd := stringEnd(body, i)
+	if keyEnd > len(body) || keyIndex(body[i:keyEnd], [][]string{names, objectWrappers}) < 0 {
+		return nil, false
+	}
+	i = skipSpace(body, keyEnd)
+	if i >= len(body) || body[i] != ':' {
+		return nil, false
+	}
+	inner := bytes.TrimSpace(body[i+1 : len(body)-1])
+	if len(inner) < 2 || inner[0] != '{' || inner[len(inner)-1] != '}' {
+		return nil, false
+	}
+	return inner, true
+}
+
 // List returns the JSON array inside body and the meta block beside it, if
 // any. It accepts a bare array, or an object holding the array under one of
 // names, "data", "items" or "results"; a "data" object holding any of those
