@@ -1,7 +1,6 @@
 package miosa
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -147,8 +146,7 @@ type errorBody struct {
 func parseErrorBody(status int, body []byte) *APIError {
 	e := &APIError{StatusCode: status}
 	var eb errorBody
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &eb) == nil {
+	if isJSONObject(body) && json.Unmarshal(body, &eb) == nil {
 		e.Code = jsonString(eb.Code)
 		var nested errorBody
 		if s := jsonString(eb.Error); s != "" {
@@ -156,8 +154,8 @@ func parseErrorBody(status int, body []byte) *APIError {
 		} else if json.Unmarshal(eb.Error, &nested) == nil {
 			e.Code = cmp.Or(jsonString(nested.Code), e.Code)
 			e.Message = jsonString(nested.Message)
-			e.Retryable = string(nested.Retryable) == "true"
-			if len(nested.Details) > 0 && string(nested.Details) != "null" {
+			e.Retryable = isJSONTrue(nested.Retryable)
+			if !isJSONNull(nested.Details) {
 				e.Details = nested.Details
 			}
 			if ms, ok := jsonNumber(nested.RetryAfterMS); ok {
@@ -176,7 +174,7 @@ func parseErrorBody(status int, body []byte) *APIError {
 			}
 		}
 	} else {
-		e.Message = string(trimmed)
+		e.Message = string(body)
 	}
 	e.Message = capText(strings.TrimSpace(e.Message), maxErrorMessage)
 	if e.Message == "" {

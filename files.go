@@ -80,7 +80,7 @@ func (f *FileInfo) UnmarshalJSON(data []byte) error {
 			f.Type = FileTypeDirectory
 		}
 	}
-	if len(v.Size) > 0 && string(v.Size) != "null" {
+	if !isJSONNull(v.Size) {
 		size, ok := jsonNumber(v.Size)
 		if !ok || size < 0 || size > maxFileSize {
 			return fmt.Errorf("file %q: size %.40s is not a byte count", f.Name, v.Size)

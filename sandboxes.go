@@ -1,7 +1,6 @@
 package miosa
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -365,7 +364,7 @@ func (r *Readiness) UnmarshalJSON(data []byte) error {
 	}
 	status := jsonString(v.Status)
 	*r = Readiness{
-		Ready:   bytes.Equal(bytes.TrimSpace(v.Ready), []byte("true")) || status == "ready",
+		Ready:   isJSONTrue(v.Ready) || status == "ready",
 		Status:  status,
 		ReadyAt: v.ReadyAt.Time,
 		Raw:     append(json.RawMessage(nil), data...),

@@ -55,6 +55,27 @@ func jsonNumber(raw json.RawMessage) (float64, bool) {
 	return n, true
 }
 
+// isJSONNull reports whether raw holds no value: it is empty (the field
+// was absent) or null.
+func isJSONNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
+
+// isJSONTrue reports whether raw is the JSON literal true; a string, a
+// number or an object saying so is not.
+func isJSONTrue(raw json.RawMessage) bool {
+	return bytes.Equal(bytes.TrimSpace(raw), []byte("true"))
+}
+
+// isJSONObject reports whether raw, space around it aside, is a JSON
+// object. It looks at the first byte only: the decoding that follows
+// checks the rest.
+func isJSONObject(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{'
+}
+
 // messagesOf reads a list of messages in any of the shapes servers use: a
 // string, a list of strings or of objects carrying a "message" (or
 // "detail"), or an object mapping a field to its messages (given as
@@ -107,10 +128,10 @@ func collectMessages(raw json.RawMessage, prefix string, depth int, msgs *[]stri
 // messageOf returns one value as text: a string as it is, an object's
 // "message" (or "detail"), and any other non-null value as its compact JSON.
 func messageOf(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+	if isJSONNull(raw) {
 		return ""
 	}
+	raw = bytes.TrimSpace(raw)
 	if raw[0] == '"' {
 		return strings.TrimSpace(jsonString(raw))
 	}
@@ -123,7 +144,7 @@ func messageOf(raw json.RawMessage) string {
 // objectMessage returns the "message" (or else "detail") string of a JSON
 // object, or "" when raw is not an object carrying one.
 func objectMessage(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '{' {
+	if !isJSONObject(raw) {
 		return ""
 	}
 	var obj struct {

@@ -1,7 +1,6 @@
 package miosa
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -240,8 +239,8 @@ func (r *ValidationResult) UnmarshalJSON(data []byte) error {
 	if spec == nil && v.Valid == nil && v.Errors == nil {
 		spec = data
 	}
-	if trimmed := bytes.TrimSpace(spec); len(trimmed) > 0 && trimmed[0] == '{' {
-		if err := json.Unmarshal(trimmed, &res.BuildSpec); err != nil {
+	if isJSONObject(spec) {
+		if err := json.Unmarshal(spec, &res.BuildSpec); err != nil {
 			return fmt.Errorf("build_spec: %w", err)
 		}
 	}
@@ -337,7 +336,7 @@ func (s *SandboxTemplatesService) BuildSpecSchema(ctx context.Context, opts ...O
 	if err != nil {
 		return nil, err
 	}
-	if len(bytes.TrimSpace(res.body)) == 0 || !json.Valid(res.body) {
+	if !json.Valid(res.body) {
 		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, wire.ErrNotJSON)
 	}
 	return json.RawMessage(res.body), nil
