@@ -762,6 +762,12 @@ func TestDecode_EveryObjectEnvelope(t *testing.T) {
 		"computer": `{"computer":` + computerJSON + `}`,
 		"result":   `{"result":` + computerJSON + `}`,
 		"sandbox":  `{"sandbox":` + computerJSON + `}`,
+		// A first key that wraps an object is decoded as a guess; when
+		// other members follow, the guess fails and the body is read in
+		// full.
+		"data, then other members":  `{"data":` + computerJSON + `,"meta":{"id":"wrong"}}`,
+		"data twice, the last wins": `{"data":{"id":"wrong"},"data":` + computerJSON + `}`,
+		"named key after data":      `{"data":{"id":"wrong"},"computer":` + computerJSON + `}`,
 	}
 	for name, body := range bodies {
 		t.Run(name, func(t *testing.T) {

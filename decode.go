@@ -18,8 +18,9 @@ func sendForObject[T any](ctx context.Context, c *Client, op call, opts []Option
 	}
 	// Most answers are one object under one key. Decoding that guess checks
 	// it in the pass that decodes it, where finding the object first would
-	// read the body once more; a wrong guess fails to decode, and the body
-	// is then read carefully.
+	// read the body once more; a wrong guess is not one JSON value, so it
+	// fails to decode (every type decoded here validates its input), and
+	// the body is then read carefully.
 	if guess, ok := wire.SoleMember(res.body, wrappers...); ok {
 		if v, err := decodeObject[T](guess); err == nil {
 			return v, nil

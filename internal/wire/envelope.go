@@ -100,11 +100,14 @@ func SoleMember(body []byte, names ...string) (json.RawMessage, bool) {
 	if i >= len(body) || body[i] != ':' {
 		return nil, false
 	}
-	inner := bytes.TrimSpace(body[i+1 : len(body)-1])
-	if len(inner) < 2 || inner[0] != '{' || inner[len(inner)-1] != '}' {
+	start, end := skipSpace(body, i+1), len(body)-1
+	for end > start && isSpace(body[end-1]) {
+		end--
+	}
+	if end-start < 2 || body[start] != '{' || body[end-1] != '}' {
 		return nil, false
 	}
-	return inner, true
+	return body[start:end], true
 }
 
 // List returns the JSON array inside body and the meta block beside it, if
@@ -228,11 +231,15 @@ func keyIndex(key []byte, keyLists [][]string) int {
 }
 
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+	for i < len(b) && isSpace(b[i]) {
 		i++
 	}
 	return i
 }
+
+// isSpace reports whether c is whitespace to JSON (a narrower set than
+// Unicode's).
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // stringEnd returns the index just past the JSON string starting at b[i],
 // or len(b)+1 when the string is not closed.
@@ -275,7 +282,7 @@ func valueEnd(b []byte, i int) int {
 		return len(b) + 1
 	}
 	j := i // a number, true, false or null
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && !isSpace(b[j]) {
 		j++
 	}
 	return j

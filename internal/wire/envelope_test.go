@@ -168,6 +168,62 @@ func FuzzObject(f *testing.F) {
 	})
 }
 
+func TestSoleMember_GuessesTheObjectUnderOneKey(t *testing.T) {
+	obj := `{"id":"a","tags":{"k":"}"}}`
+	cases := []struct {
+		name, body string
+		want       string // "" for no guess
+	}{
+		{"data", `{"data":` + obj + `}`, obj},
+		{"result", `{"result":` + obj + `}`, obj},
+		{"the caller's name", `{"computer":` + obj + `}`, obj},
+		{"JSON whitespace", " \n{ \"data\" :\t" + obj + " \r\n}\n", obj},
+		{"escaped key", `{"\u0064ata":` + obj + `}`, obj},
+		// The guess is not one JSON value: decoding it fails, and the
+		// caller reads the body carefully.
+		{"more members after it", `{"data":{"a":1},"meta":{"b":2}}`, `{"a":1},"meta":{"b":2}`},
+		{"bare object", obj, ""},
+		{"other first key", `{"id":"a","data":` + obj + `}`, ""},
+		{"wrapper holding a string", `{"data":"x"}`, ""},
+		{"wrapper holding a list", `{"data":[{"id":"a"}]}`, ""},
+		{"not JSON space before the object", "{\"data\":\u00a0" + obj + "}", ""},
+		{"unclosed", `{"data":{"id":"a"}`, ""},
+		{"empty", ``, ""},
+		{"array", `[` + obj + `]`, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := SoleMember([]byte(tc.body), "computer")
+			assert.Equal(t, tc.want != "", ok)
+			assert.Equal(t, tc.want, string(got))
+		})
+	}
+}
+
+// FuzzSoleMember checks the guess can never be wrong once decoding accepts
+// it: a guess that is one JSON value is exactly what Object finds.
+func FuzzSoleMember(f *testing.F) {
+	for _, seed := range []string{
+		`{"data":{"id":"a"}}`, `{"result":{"id":"a"}}`, `{"computer":{"id":"a"}}`, `{"data":{"a":1},"data":{"b":2}}`,
+		`{"data":{"a":1},"x":{}}`, `{"\u0064ata":{"a":"}"}}`, `{ "data" : { } }`, `{"data":{}}x}`, "\u00a0{\"data\":{}}\u2028",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		guess, ok := SoleMember(body, "computer")
+		if !ok || !json.Valid(guess) {
+			return
+		}
+		if !json.Valid(bytes.TrimSpace(body)) { // Object too tolerates any surrounding space
+			t.Fatalf("a valid guess %q from an invalid body", guess)
+		}
+		raw, err := Object(body, "computer")
+		if err != nil || !bytes.Equal(raw, guess) {
+			t.Fatalf("guessed %q, Object finds %q (%v)", guess, raw, err)
+		}
+	})
+}
+
 // referenceObject is Object written with encoding/json alone, for body
 // known to be a valid JSON object: the fuzzers check the two agree.
 func referenceObject(body []byte, names ...string) json.RawMessage {
