@@ -20,14 +20,10 @@ import (
 type attemptDeadline struct {
 	parent   context.Context
 	deadline time.Time
-	armed    atomic.Pointer[armedDeadline]
+	armed    atomic.Value // the armed context.Context, once Done was asked for
 	ended    atomic.Bool
-	mu       sync.Mutex // serialises arming with end
-}
-
-type armedDeadline struct {
-	ctx    context.Context
-	cancel context.CancelFunc
+	mu       sync.Mutex         // serialises arming with end
+	cancel   context.CancelFunc // the armed context's; guarded by mu
 }
 
 func newAttemptDeadline(parent context.Context, deadline time.Time) *attemptDeadline {
@@ -36,29 +32,34 @@ func newAttemptDeadline(parent context.Context, deadline time.Time) *attemptDead
 
 func (a *attemptDeadline) Deadline() (time.Time, bool) { return a.deadline, true }
 
+// armedContext returns the armed context, or nil before Done.
+func (a *attemptDeadline) armedContext() context.Context {
+	armed, _ := a.armed.Load().(context.Context)
+	return armed
+}
+
 func (a *attemptDeadline) Done() <-chan struct{} {
-	if armed := a.armed.Load(); armed != nil {
-		return armed.ctx.Done()
+	if armed := a.armedContext(); armed != nil {
+		return armed.Done()
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	armed := a.armed.Load()
+	armed := a.armedContext()
 	if armed == nil {
-		ctx, cancel := context.WithDeadline(a.parent, a.deadline)
-		armed = &armedDeadline{ctx: ctx, cancel: cancel}
+		armed, a.cancel = context.WithDeadline(a.parent, a.deadline)
 		a.armed.Store(armed)
 		if a.ended.Load() {
 			// Asked for after the attempt ended (by something that
 			// outlived it): the context is over, and no timer is left.
-			cancel()
+			a.cancel()
 		}
 	}
-	return armed.ctx.Done()
+	return armed.Done()
 }
 
 func (a *attemptDeadline) Err() error {
-	if armed := a.armed.Load(); armed != nil {
-		return armed.ctx.Err()
+	if armed := a.armedContext(); armed != nil {
+		return armed.Err()
 	}
 	if err := a.parent.Err(); err != nil {
 		return err
@@ -77,8 +78,8 @@ func (a *attemptDeadline) Err() error {
 // from this context (as net/http derives one) must attach to the context
 // whose Done it was given, or it would need a goroutine to watch it.
 func (a *attemptDeadline) Value(key any) any {
-	if armed := a.armed.Load(); armed != nil {
-		return armed.ctx.Value(key)
+	if armed := a.armedContext(); armed != nil {
+		return armed.Value(key)
 	}
 	return a.parent.Value(key)
 }
@@ -88,9 +89,8 @@ func (a *attemptDeadline) Value(key any) any {
 func (a *attemptDeadline) end() {
 	a.ended.Store(true)
 	a.mu.Lock()
-	armed := a.armed.Load()
-	a.mu.Unlock()
-	if armed != nil {
-		armed.cancel()
+	defer a.mu.Unlock()
+	if a.cancel != nil {
+		a.cancel()
 	}
 }

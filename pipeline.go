@@ -216,6 +216,7 @@ func (conf *settings) nextAttempt(ctx context.Context, op *call, failure error, 
 // attempt sends one HTTP request and reads its answer. A non-2xx answer is
 // returned as a response, its body capped and the rest drained briefly so
 // the connection may be reused; only failures to get an answer are errors.
+// The attempt's deadline counts from start.
 func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload []byte, key string, start time.Time) (response, error) {
 	timeout := cmp.Or(op.attemptTimeout, conf.requestTimeout)
 	hc := conf.httpClient
