@@ -2,6 +2,7 @@ package miosa
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,20 @@ type attemptDeadline struct {
 	ended    atomic.Bool
 	mu       sync.Mutex         // serialises arming with end
 	cancel   context.CancelFunc // the armed context's; guarded by mu
+}
+
+// withAttemptDeadline returns parent bounded by deadline, for one attempt
+// sent through transport, and the function that ends it. net/http's own
+// transport watches Done at once, so its attempts get a plain
+// context.WithDeadline: arming one lazily would only add a step (about
+// 0.2 µs). Any other transport gets an attemptDeadline.
+func withAttemptDeadline(parent context.Context, deadline time.Time, transport http.RoundTripper) (context.Context, func()) {
+	switch transport.(type) {
+	case nil, *http.Transport:
+		return context.WithDeadline(parent, deadline)
+	}
+	a := newAttemptDeadline(parent, deadline)
+	return a, a.end
 }
 
 func newAttemptDeadline(parent context.Context, deadline time.Time) *attemptDeadline {

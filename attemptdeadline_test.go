@@ -3,6 +3,7 @@ package miosa
 import (
 	"context"
 	"errors"
+	"net/http"
 	"runtime"
 	"sync"
 	"testing"
@@ -129,5 +130,30 @@ func TestAttemptDeadline_DoneRacingEndSeesOneContextEnd(t *testing.T) {
 			require.True(t, isClosed(done))
 			require.Equal(t, seen[0], done, "one armed context, however many asked")
 		}
+	}
+}
+
+// net/http's transport watches Done at once, so arming lazily would only
+// cost it; any other transport may never watch, and gets the lazy deadline.
+func TestWithAttemptDeadline_LazyOnlyWhereItCanSaveTheTimer(t *testing.T) {
+	deadline := time.Now().Add(time.Minute)
+	for name, tc := range map[string]struct {
+		transport http.RoundTripper
+		lazy      bool
+	}{
+		"default transport":  {nil, false},
+		"net/http transport": {&http.Transport{}, false},
+		"any other":          {roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil }), true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, end := withAttemptDeadline(t.Context(), deadline, tc.transport)
+			_, lazy := ctx.(*attemptDeadline)
+			assert.Equal(t, tc.lazy, lazy)
+			got, ok := ctx.Deadline()
+			assert.True(t, ok)
+			assert.True(t, got.Equal(deadline))
+			end()
+			assert.ErrorIs(t, ctx.Err(), context.Canceled, "end ends it")
+		})
 	}
 }

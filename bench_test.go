@@ -88,22 +88,22 @@ func rawGet(ctx context.Context, hc *http.Client, url string) error {
 // real socket to an httptest server; "memory" answers from memory, so it
 // times the client side alone. "caller-deadline" gives both a context that
 // already has a deadline (as a server's request context often does), so the
-// SDK needs no attempt timer of its own.
+// SDK needs no attempt timer of its own. "raw-deadline" gives the raw call
+// the SDK's guarantee instead: a deadline of its own for every request.
 func BenchmarkComputersGetPaired(b *testing.B) {
-	b.Run("loopback", func(b *testing.B) {
+	loopback := func(b *testing.B, ctx context.Context, rawTimeout time.Duration) {
 		srv := newBenchServer(b)
-		benchPaired(b, b.Context(), srv.URL, newHTTPClient(), newHTTPClient())
-	})
-	b.Run("loopback-caller-deadline", func(b *testing.B) {
-		srv := newBenchServer(b)
-		benchPaired(b, withDeadline(b), srv.URL, newHTTPClient(), newHTTPClient())
-	})
-	b.Run("memory", func(b *testing.B) {
-		benchPaired(b, b.Context(), "https://api.test", memoryClient(), memoryClient())
-	})
-	b.Run("memory-caller-deadline", func(b *testing.B) {
-		benchPaired(b, withDeadline(b), "https://api.test", memoryClient(), memoryClient())
-	})
+		benchPaired(b, ctx, srv.URL, newHTTPClient(), newHTTPClient(), rawTimeout)
+	}
+	memory := func(b *testing.B, ctx context.Context, rawTimeout time.Duration) {
+		benchPaired(b, ctx, "https://api.test", memoryClient(), memoryClient(), rawTimeout)
+	}
+	b.Run("loopback", func(b *testing.B) { loopback(b, b.Context(), 0) })
+	b.Run("loopback-caller-deadline", func(b *testing.B) { loopback(b, withDeadline(b), 0) })
+	b.Run("loopback-raw-deadline", func(b *testing.B) { loopback(b, b.Context(), defaultRequestTimeout) })
+	b.Run("memory", func(b *testing.B) { memory(b, b.Context(), 0) })
+	b.Run("memory-caller-deadline", func(b *testing.B) { memory(b, withDeadline(b), 0) })
+	b.Run("memory-raw-deadline", func(b *testing.B) { memory(b, b.Context(), defaultRequestTimeout) })
 }
 
 // withDeadline is b's context with a deadline sooner than the SDK's
@@ -114,14 +114,24 @@ func withDeadline(b *testing.B) context.Context {
 	return ctx
 }
 
-func benchPaired(b *testing.B, ctx context.Context, origin string, sdkHTTP, rawHTTP *http.Client) {
+// benchPaired pairs the SDK's call with the raw one; a non-zero rawTimeout
+// bounds each raw request with a deadline of its own, as the SDK bounds
+// each attempt.
+func benchPaired(b *testing.B, ctx context.Context, origin string, sdkHTTP, rawHTTP *http.Client, rawTimeout time.Duration) {
 	c, err := NewClient(testKey, WithBaseURL(origin+"/api/v1"), WithHTTPClient(sdkHTTP))
 	if err != nil {
 		b.Fatal(err)
 	}
 	url := origin + "/api/v1/computers/cmp_1"
 	sdkGet := func() error { _, err := c.Computers.Get(ctx, "cmp_1"); return err }
-	rawGet := func() error { return rawGet(ctx, rawHTTP, url) }
+	rawGet := func() error {
+		if rawTimeout == 0 {
+			return rawGet(ctx, rawHTTP, url)
+		}
+		ctx, cancel := context.WithTimeout(ctx, rawTimeout)
+		defer cancel()
+		return rawGet(ctx, rawHTTP, url)
+	}
 	var sdk, raw time.Duration
 	timed := func(total *time.Duration, get func() error) {
 		start := time.Now()

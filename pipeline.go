@@ -240,9 +240,9 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	} else if callerDeadline, ok := ctx.Deadline(); !ok || callerDeadline.After(start.Add(timeout)) {
 		// The attempt needs a deadline of its own only when it comes
 		// before the caller's.
-		attemptCtx := newAttemptDeadline(ctx, start.Add(timeout))
-		defer attemptCtx.end()
-		ctx = attemptCtx
+		var end func()
+		ctx, end = withAttemptDeadline(ctx, start.Add(timeout), hc.Transport)
+		defer end()
 	}
 	req, err := c.newRequest(ctx, conf, op, payload, key)
 	if err != nil {
