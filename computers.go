@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -122,32 +121,10 @@ type computerWire struct {
 	ExternalProjectID   string            `json:"external_project_id"`
 	Tags                []json.RawMessage `json:"tags"`
 	AlwaysOn            bool              `json:"always_on"`
-	TimeoutSec          wireSeconds       `json:"timeout_sec"`
-	IdleTimeoutSec      wireSeconds       `json:"idle_timeout_sec"`
+	TimeoutSec          wire.Seconds      `json:"timeout_sec"`
+	IdleTimeoutSec      wire.Seconds      `json:"idle_timeout_sec"`
 	CreatedAt           wire.Time         `json:"created_at"`
 	UpdatedAt           wire.Time         `json:"updated_at"`
-}
-
-// maxWireSeconds is the longest duration a time.Duration can hold, in
-// seconds.
-const maxWireSeconds = float64(math.MaxInt64 / int64(time.Second))
-
-// wireSeconds decodes a duration sent as a number of seconds (null means
-// zero). A value that is negative, not a number, or too long for a
-// time.Duration is an error rather than a wrong duration.
-type wireSeconds time.Duration
-
-func (d *wireSeconds) UnmarshalJSON(data []byte) error {
-	if string(data) == "null" {
-		*d = 0
-		return nil
-	}
-	var secs float64
-	if err := json.Unmarshal(data, &secs); err != nil || secs < 0 || secs > maxWireSeconds {
-		return fmt.Errorf("duration %.40s: want a number of seconds from 0 to %.0f", data, maxWireSeconds)
-	}
-	*d = wireSeconds(secs * float64(time.Second))
-	return nil
 }
 
 // ComputerCreateParams describes a computer (or sandbox) to create. Every

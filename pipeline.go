@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -124,18 +123,6 @@ var errBodyTooLarge = errors.New("response body exceeds the size limit")
 // the body reached the caller (a download cut before its first byte): the
 // call may then be sent again like any failed attempt of its kind.
 var errNothingDelivered = errors.New("the answer broke off before any of it was delivered")
-
-// transferStallLimit ends a transfer (an upload, or a download) that makes
-// no progress for this long: the connection is open but nothing moves.
-const transferStallLimit = 30 * time.Second
-
-// errUploadStalled is an upload whose body was not read for
-// transferStallLimit: the server stopped taking bytes.
-var errUploadStalled = fmt.Errorf("the server took no bytes of the upload for %s: %w", transferStallLimit, context.DeadlineExceeded)
-
-// errNoHeaders is the attempt deadline of a streamed answer passing before
-// its headers came.
-var errNoHeaders = fmt.Errorf("no answer within the request timeout: %w", context.DeadlineExceeded)
 
 // send runs op through the pipeline: headers, idempotency key, attempts with
 // per-attempt deadlines, backoff and Retry-After, until a 2xx answer or an
@@ -283,56 +270,6 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	}
 	drainBriefly(resp.Body)
 	return res, nil
-}
-
-// headerDeadline is the attempt deadline of a streamed call: once started,
-// it ends the attempt unless stopped within timeout.
-type headerDeadline struct {
-	timeout time.Duration
-	expire  func()
-	mu      sync.Mutex
-	timer   *time.Timer
-	stopped bool
-}
-
-// start starts the deadline, unless it was started or stopped before.
-func (d *headerDeadline) start() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer == nil && !d.stopped {
-		d.timer = time.AfterFunc(d.timeout, d.expire)
-	}
-}
-
-// stop ends the deadline, reporting false if it had already passed.
-func (d *headerDeadline) stop() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.stopped = true
-	return d.timer == nil || d.timer.Stop()
-}
-
-// uploadProgress is an upload's request body as the transport reads it.
-// The stall timer runs only while the transport is not asking for bytes (a
-// slow reader of the caller's is not the server stalling): it stops during
-// each read and restarts after it. Once the body has been read to the end,
-// the timer stops for good and done starts the wait for the answer.
-type uploadProgress struct {
-	io.ReadCloser
-	stall *time.Timer
-	done  func()
-	once  sync.Once
-}
-
-func (b *uploadProgress) Read(p []byte) (int, error) {
-	b.stall.Stop()
-	n, err := b.ReadCloser.Read(p)
-	if err != io.EOF {
-		b.stall.Reset(transferStallLimit)
-		return n, err
-	}
-	b.once.Do(b.done)
-	return n, err
 }
 
 // newRequest builds one attempt's HTTP request with every header the SDK

@@ -23,9 +23,7 @@ func (t *Time) UnmarshalJSON(data []byte) error {
 	}
 	if data[0] != '"' {
 		secs, err := strconv.ParseFloat(string(data), 64)
-		// Beyond ±292 years from 1970 the nanosecond count overflows into
-		// a wrong but plausible time; refuse instead.
-		if err != nil || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
+		if err != nil || math.Abs(secs) > maxSeconds {
 			return fmt.Errorf("timestamp %.40s: not a time", data)
 		}
 		t.Time = time.Unix(0, int64(secs*float64(time.Second))).UTC()
@@ -47,5 +45,29 @@ func (t *Time) UnmarshalJSON(data []byte) error {
 		return fmt.Errorf("timestamp %.40q: %w", s, err)
 	}
 	t.Time = parsed
+	return nil
+}
+
+// maxSeconds is the most seconds a count of nanoseconds in an int64 (a
+// time.Duration, or a Unix time) can hold: beyond it, about 292 years, the
+// count overflows into a wrong but plausible value, so it is refused.
+const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
+
+// Seconds decodes a duration sent as a number of seconds (null means
+// zero). A value that is negative, not a number, or too long for a
+// time.Duration is an error rather than a wrong duration.
+type Seconds time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Seconds) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*d = 0
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(data, &secs); err != nil || secs < 0 || secs > maxSeconds {
+		return fmt.Errorf("duration %.40s: want a number of seconds from 0 to %.0f", data, maxSeconds)
+	}
+	*d = Seconds(secs * float64(time.Second))
 	return nil
 }

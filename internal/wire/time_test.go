@@ -32,3 +32,25 @@ func TestTime_RefusesWhatIsNotATime(t *testing.T) {
 		assert.Error(t, json.Unmarshal([]byte(in), &got), in)
 	}
 }
+
+func TestSeconds_DecodesAWholeOrFractionalCount(t *testing.T) {
+	cases := map[string]time.Duration{
+		`3600`: time.Hour,
+		`90.5`: 90*time.Second + 500*time.Millisecond,
+		`0`:    0,
+		`null`: 0,
+	}
+	for in, want := range cases {
+		var got Seconds
+		require.NoError(t, json.Unmarshal([]byte(in), &got), in)
+		assert.Equal(t, want, time.Duration(got), in)
+	}
+}
+
+func TestSeconds_RefusesWhatIsNoDuration(t *testing.T) {
+	// 9223372037 seconds no longer fits a time.Duration.
+	for _, in := range []string{`-1`, `"60"`, `true`, `{}`, `9223372037`, `1e300`} {
+		var got Seconds
+		assert.Error(t, json.Unmarshal([]byte(in), &got), in)
+	}
+}

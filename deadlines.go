@@ -2,11 +2,19 @@ package miosa
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 )
+
+// The deadlines an attempt runs under: a unary call's request timeout
+// (attemptDeadline, or a plain context.WithDeadline), a streamed call's wait
+// for its headers (headerDeadline), and an upload's stall limit
+// (uploadProgress). A streamed body itself is bounded by the caller's
+// context alone.
 
 // attemptDeadline is the context of one attempt of a unary call whose
 // request timeout ends it before the caller's context would. It reports
@@ -14,7 +22,7 @@ import (
 // its timer) only when something first asks for Done: a deadline can act
 // only through Done, so a transport that never watches the context (an
 // in-memory one) is spared the timer, which is most of what such a call
-// costs beyond the caller's own work. net/http's transport asks at once.
+// costs beyond the caller's own work.
 //
 // Done, Err, Value and Deadline answer as the armed context does once it
 // exists, and as the caller's context (with the deadline) before.
@@ -108,4 +116,66 @@ func (a *attemptDeadline) end() {
 	if a.cancel != nil {
 		a.cancel()
 	}
+}
+
+// transferStallLimit ends a transfer (an upload, or a download) that makes
+// no progress for this long: the connection is open but nothing moves.
+const transferStallLimit = 30 * time.Second
+
+// errUploadStalled is an upload whose body was not read for
+// transferStallLimit: the server stopped taking bytes.
+var errUploadStalled = fmt.Errorf("the server took no bytes of the upload for %s: %w", transferStallLimit, context.DeadlineExceeded)
+
+// errNoHeaders is the attempt deadline of a streamed answer passing before
+// its headers came.
+var errNoHeaders = fmt.Errorf("no answer within the request timeout: %w", context.DeadlineExceeded)
+
+// headerDeadline is the attempt deadline of a streamed call: once started,
+// it ends the attempt unless stopped within timeout.
+type headerDeadline struct {
+	timeout time.Duration
+	expire  func()
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+// start starts the deadline, unless it was started or stopped before.
+func (d *headerDeadline) start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer == nil && !d.stopped {
+		d.timer = time.AfterFunc(d.timeout, d.expire)
+	}
+}
+
+// stop ends the deadline, reporting false if it had already passed.
+func (d *headerDeadline) stop() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	return d.timer == nil || d.timer.Stop()
+}
+
+// uploadProgress is an upload's request body as the transport reads it.
+// The stall timer runs only while the transport is not asking for bytes (a
+// slow reader of the caller's is not the server stalling): it stops during
+// each read and restarts after it. Once the body has been read to the end,
+// the timer stops for good and done starts the wait for the answer.
+type uploadProgress struct {
+	io.ReadCloser
+	stall *time.Timer
+	done  func()
+	once  sync.Once
+}
+
+func (b *uploadProgress) Read(p []byte) (int, error) {
+	b.stall.Stop()
+	n, err := b.ReadCloser.Read(p)
+	if err != io.EOF {
+		b.stall.Reset(transferStallLimit)
+		return n, err
+	}
+	b.once.Do(b.done)
+	return n, err
 }
