@@ -108,7 +108,8 @@
 // Every running machine has a file tree behind the files endpoints (upload,
 // download, list, delete, export), kept on disk in that same temporary
 // directory, so commands run by WithLocalShell see uploaded files and leave
-// files to download. Files stream to and from disk, never held in memory.
+// files to download. Deleting a machine deletes its tree. Files stream to
+// and from disk, never held in memory.
 // An export's URL serves the file without the key for an hour. The later Go
 // SDK's forms are answered too: GET /computers/{id}/files?path= and DELETE
 // /computers/{id}/files with the path in a JSON body. An upload's Request

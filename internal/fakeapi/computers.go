@@ -205,7 +205,8 @@ func (e *Engine) getComputer(w http.ResponseWriter, r *http.Request) {
 	e.withMachine(w, r, func(m *machine) reply { return bareReply(http.StatusOK, m.view()) })
 }
 
-// deleteComputer serves DELETE /computers/{id}, answering {"ok": true}. A
+// deleteComputer serves DELETE /computers/{id}, answering {"ok": true}, and
+// removes the machine's files from this host. A
 // machine that is not stopped is refused with 409 unless force=true, which
 // stops it first, as the API's documentation says; with
 // Config.LenientDelete a plain delete removes it whatever its state.
@@ -218,6 +219,8 @@ func (e *Engine) deleteComputer(w http.ResponseWriter, r *http.Request) {
 		}
 		e.stop(m)
 		delete(e.machines, m.id)
+		// Its files go with it; what cannot be removed now, Cleanup removes.
+		_ = e.shell.removeMachine(m.id)
 		return reply{status: http.StatusOK, raw: map[string]bool{"ok": true}}
 	})
 }

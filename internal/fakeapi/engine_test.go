@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -290,4 +291,23 @@ func TestEchoArgs_RemovesQuotesAndJoinsWords(t *testing.T) {
 	} {
 		assert.Equal(t, want, echoArgs(in), "echo%s", in)
 	}
+}
+
+func TestEngine_DeletingAMachineRemovesItsFiles(t *testing.T) {
+	e := New(Config{})
+	defer e.Close()
+	defer func() { require.NoError(t, e.Cleanup()) }()
+	keep := object(t, do(t, e, "POST", "/computers", `{"name":"keep"}`))["id"].(string)
+	gone := object(t, do(t, e, "POST", "/computers", `{"name":"gone"}`))["id"].(string)
+	for _, id := range []string{keep, gone} {
+		require.NoError(t, e.WriteFile(id, "notes.txt", []byte(id)))
+	}
+	goneDir := filepath.Join(e.shell.root, gone)
+	require.DirExists(t, goneDir)
+
+	require.Equal(t, http.StatusOK, do(t, e, "DELETE", "/computers/"+gone+"?force=true", "").Code)
+	assert.NoDirExists(t, goneDir)
+	got, err := e.ReadFile(keep, "notes.txt")
+	require.NoError(t, err, "another machine's files stay")
+	assert.Equal(t, keep, string(got))
 }

@@ -72,6 +72,17 @@ func (s *localShell) hostPath(machineID, remote string) (string, error) {
 	return filepath.Join(machineDir, filepath.FromSlash(path.Clean("/"+remote))), nil
 }
 
+// removeMachine deletes one machine's directory, as deleting the machine
+// deletes its disk.
+func (s *localShell) removeMachine(machineID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.root == "" {
+		return nil
+	}
+	return os.RemoveAll(filepath.Join(s.root, machineID))
+}
+
 // removeAll deletes every machine's directory.
 func (s *localShell) removeAll() error {
 	s.mu.Lock()
