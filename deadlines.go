@@ -31,8 +31,9 @@ type attemptDeadline struct {
 	deadline time.Time
 	armed    atomic.Value // the armed context.Context, once Done was asked for
 	ended    atomic.Bool
-	mu       sync.Mutex         // serialises arming with end
-	cancel   context.CancelFunc // the armed context's; guarded by mu
+	err      atomic.Pointer[error] // the first error Err returned, returned ever after
+	mu       sync.Mutex            // serialises arming with end
+	cancel   context.CancelFunc    // the armed context's; guarded by mu
 }
 
 // withAttemptDeadline returns parent bounded by deadline, for one attempt
@@ -80,20 +81,29 @@ func (a *attemptDeadline) Done() <-chan struct{} {
 	return armed.Done()
 }
 
+// Err keeps to the first error it returned, as the context contract asks:
+// before arming, the deadline passing and the parent ending are seen in
+// the order Err is called, which the armed context may not repeat.
 func (a *attemptDeadline) Err() error {
-	if armed := a.armedContext(); armed != nil {
-		return armed.Err()
+	if first := a.err.Load(); first != nil {
+		return *first
 	}
-	if err := a.parent.Err(); err != nil {
-		return err
+	var err error
+	switch armed := a.armedContext(); {
+	case armed != nil:
+		err = armed.Err()
+	case a.parent.Err() != nil:
+		err = a.parent.Err()
+	case a.ended.Load():
+		err = context.Canceled
+	case !time.Now().Before(a.deadline):
+		err = context.DeadlineExceeded
 	}
-	if a.ended.Load() {
-		return context.Canceled
+	if err == nil {
+		return nil
 	}
-	if !time.Now().Before(a.deadline) {
-		return context.DeadlineExceeded
-	}
-	return nil
+	a.err.CompareAndSwap(nil, &err)
+	return *a.err.Load()
 }
 
 // Value answers from the armed context once there is one: the context

@@ -157,3 +157,20 @@ func TestWithAttemptDeadline_LazyOnlyWhereItCanSaveTheTimer(t *testing.T) {
 		})
 	}
 }
+
+// The context contract: once Err has said why a context ended, it says so
+// ever after, even when, unwatched, it saw its deadline pass before its
+// caller's context was cancelled.
+func TestAttemptDeadline_ErrKeepsItsFirstAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		parent, cancel := context.WithCancel(t.Context())
+		a := newAttemptDeadline(parent, time.Now().Add(time.Second))
+		defer a.end()
+		time.Sleep(time.Second)
+		require.ErrorIs(t, a.Err(), context.DeadlineExceeded)
+		cancel()
+		assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
+		<-a.Done()
+		assert.ErrorIs(t, a.Err(), context.DeadlineExceeded, "arming afterwards changes nothing")
+	})
+}
