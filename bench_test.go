@@ -12,15 +12,20 @@ import (
 	"time"
 )
 
-// benchBody is a realistic GET /computers/{id} answer.
-const benchBody = `{"data":` + computerJSON + `}`
+// benchBody is a realistic GET /computers/{id} answer, in the "data"
+// envelope; bareBenchBody is the same computer bare, as the official SDKs'
+// fixtures answer it.
+const (
+	benchBody     = `{"data":` + computerJSON + `}`
+	bareBenchBody = computerJSON
+)
 
-func newBenchServer(b *testing.B) *httptest.Server {
+func newBenchServer(b *testing.B, body string) *httptest.Server {
 	b.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Request-ID", "req_bench")
-		_, _ = io.WriteString(w, benchBody)
+		_, _ = io.WriteString(w, body)
 	}))
 	b.Cleanup(srv.Close)
 	return srv
@@ -47,8 +52,9 @@ type rawComputer struct {
 	UpdatedAt           time.Time      `json:"updated_at"`
 }
 
-// rawGet is what a hand-written client does for GET /computers/{id}.
-func rawGet(ctx context.Context, hc *http.Client, url string) error {
+// rawGet is what a hand-written client does for GET /computers/{id}, whose
+// answer it knows to be in the "data" envelope, or bare.
+func rawGet(ctx context.Context, hc *http.Client, url string, bare bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -71,7 +77,11 @@ func rawGet(ctx context.Context, hc *http.Client, url string) error {
 	var env struct {
 		Data rawComputer `json:"data"`
 	}
-	if err := json.Unmarshal(body, &env); err != nil {
+	into := any(&env)
+	if bare {
+		into = &env.Data
+	}
+	if err := json.Unmarshal(body, into); err != nil {
 		return err
 	}
 	if env.Data.ID != "cmp_1" {
@@ -90,20 +100,31 @@ func rawGet(ctx context.Context, hc *http.Client, url string) error {
 // already has a deadline (as a server's request context often does), so the
 // SDK needs no attempt timer of its own. "raw-deadline" gives the raw call
 // the SDK's guarantee instead: a deadline of its own for every request.
+// "bare" answers with the computer bare instead of in the "data" envelope.
 func BenchmarkComputersGetPaired(b *testing.B) {
-	loopback := func(b *testing.B, ctx context.Context, rawTimeout time.Duration) {
-		srv := newBenchServer(b)
-		benchPaired(b, ctx, srv.URL, newHTTPClient(), newHTTPClient(), rawTimeout)
+	enveloped := pairedAnswer{body: benchBody}
+	bare := pairedAnswer{body: bareBenchBody, bare: true}
+	loopback := func(b *testing.B, ctx context.Context, answer pairedAnswer, rawTimeout time.Duration) {
+		srv := newBenchServer(b, answer.body)
+		benchPaired(b, ctx, srv.URL, newHTTPClient(), newHTTPClient(), answer, rawTimeout)
 	}
-	memory := func(b *testing.B, ctx context.Context, rawTimeout time.Duration) {
-		benchPaired(b, ctx, "https://api.test", memoryClient(), memoryClient(), rawTimeout)
+	memory := func(b *testing.B, ctx context.Context, answer pairedAnswer, rawTimeout time.Duration) {
+		benchPaired(b, ctx, "https://api.test", memoryClient(answer.body), memoryClient(answer.body), answer, rawTimeout)
 	}
-	b.Run("loopback", func(b *testing.B) { loopback(b, b.Context(), 0) })
-	b.Run("loopback-caller-deadline", func(b *testing.B) { loopback(b, withDeadline(b), 0) })
-	b.Run("loopback-raw-deadline", func(b *testing.B) { loopback(b, b.Context(), defaultRequestTimeout) })
-	b.Run("memory", func(b *testing.B) { memory(b, b.Context(), 0) })
-	b.Run("memory-caller-deadline", func(b *testing.B) { memory(b, withDeadline(b), 0) })
-	b.Run("memory-raw-deadline", func(b *testing.B) { memory(b, b.Context(), defaultRequestTimeout) })
+	b.Run("loopback", func(b *testing.B) { loopback(b, b.Context(), enveloped, 0) })
+	b.Run("loopback-caller-deadline", func(b *testing.B) { loopback(b, withDeadline(b), enveloped, 0) })
+	b.Run("loopback-raw-deadline", func(b *testing.B) { loopback(b, b.Context(), enveloped, defaultRequestTimeout) })
+	b.Run("loopback-bare", func(b *testing.B) { loopback(b, b.Context(), bare, 0) })
+	b.Run("memory", func(b *testing.B) { memory(b, b.Context(), enveloped, 0) })
+	b.Run("memory-caller-deadline", func(b *testing.B) { memory(b, withDeadline(b), enveloped, 0) })
+	b.Run("memory-raw-deadline", func(b *testing.B) { memory(b, b.Context(), enveloped, defaultRequestTimeout) })
+	b.Run("memory-bare", func(b *testing.B) { memory(b, b.Context(), bare, 0) })
+}
+
+// pairedAnswer is the answer both clients get, and whether it is bare.
+type pairedAnswer struct {
+	body string
+	bare bool
 }
 
 // withDeadline is b's context with a deadline sooner than the SDK's
@@ -117,7 +138,7 @@ func withDeadline(b *testing.B) context.Context {
 // benchPaired pairs the SDK's call with the raw one; a non-zero rawTimeout
 // bounds each raw request with a deadline of its own, as the SDK bounds
 // each attempt.
-func benchPaired(b *testing.B, ctx context.Context, origin string, sdkHTTP, rawHTTP *http.Client, rawTimeout time.Duration) {
+func benchPaired(b *testing.B, ctx context.Context, origin string, sdkHTTP, rawHTTP *http.Client, answer pairedAnswer, rawTimeout time.Duration) {
 	c, err := NewClient(testKey, WithBaseURL(origin+"/api/v1"), WithHTTPClient(sdkHTTP))
 	if err != nil {
 		b.Fatal(err)
@@ -126,11 +147,11 @@ func benchPaired(b *testing.B, ctx context.Context, origin string, sdkHTTP, rawH
 	sdkGet := func() error { _, err := c.Computers.Get(ctx, "cmp_1"); return err }
 	rawGet := func() error {
 		if rawTimeout == 0 {
-			return rawGet(ctx, rawHTTP, url)
+			return rawGet(ctx, rawHTTP, url, answer.bare)
 		}
 		ctx, cancel := context.WithTimeout(ctx, rawTimeout)
 		defer cancel()
-		return rawGet(ctx, rawHTTP, url)
+		return rawGet(ctx, rawHTTP, url, answer.bare)
 	}
 	var sdk, raw time.Duration
 	timed := func(total *time.Duration, get func() error) {
@@ -160,12 +181,12 @@ func benchPaired(b *testing.B, ctx context.Context, origin string, sdkHTTP, rawH
 	b.ReportMetric(count(sdkGet)-count(rawGet), "extra-allocs/op")
 }
 
-// memoryClient answers every request with benchBody from memory, so the
+// memoryClient answers every request with body from memory, so the
 // pipeline benchmarks time the client side alone.
-func memoryClient() *http.Client {
+func memoryClient(body string) *http.Client {
 	header := http.Header{"Content-Type": {"application/json"}}
 	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 200, Header: header, Body: io.NopCloser(strings.NewReader(benchBody)),
-			ContentLength: int64(len(benchBody)), Request: r}, nil
+		return &http.Response{StatusCode: 200, Header: header, Body: io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)), Request: r}, nil
 	})}
 }

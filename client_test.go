@@ -768,6 +768,10 @@ func TestDecode_EveryObjectEnvelope(t *testing.T) {
 		"data, then other members":  `{"data":` + computerJSON + `,"meta":{"id":"wrong"}}`,
 		"data twice, the last wins": `{"data":{"id":"wrong"},"data":` + computerJSON + `}`,
 		"named key after data":      `{"data":{"id":"wrong"},"computer":` + computerJSON + `}`,
+		// A bare guess that meets an envelope key holding an object is
+		// not taken: the key wins, as it does when the body is walked.
+		"wrapper key after another": `{"id":"wrong","data":` + computerJSON + `}`,
+		"wrapper key in other case": `{"DATA":{"id":"wrong"},"computer":` + computerJSON + `}`,
 	}
 	for name, body := range bodies {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -86,6 +87,38 @@ func (c *Computer) decodeOwned(data []byte) error {
 	if err := decodeResource(data, &w, &w.ID); err != nil {
 		return err
 	}
+	c.fromWire(&w, data)
+	return nil
+}
+
+// computerEnvelopeKeys are the keys that may wrap a computer in an answer,
+// besides "data" and "result" (a sandbox's calls name them the other way
+// round, preferring "sandbox"); computerWire notes each of them that holds
+// an object.
+var computerEnvelopeKeys = []string{"computer", "sandbox"}
+
+// decodeBare decodes body, a whole answer, as a bare computer, in one pass.
+// It reports false, leaving c unset, when body instead holds one of the
+// envelope keys wrapping an object (it is an envelope, to be unwrapped), when
+// it does not decode, or when the call names envelope keys other than
+// computerEnvelopeKeys (which computerWire could not have noted).
+func (c *Computer) decodeBare(body []byte, envelopeKeys []string) bool {
+	for _, key := range envelopeKeys {
+		if !slices.Contains(computerEnvelopeKeys, key) {
+			return false
+		}
+	}
+	body = bytes.TrimSpace(body)
+	var w computerWire
+	if decodeResource(body, &w, &w.ID) != nil || w.Data || w.Result || w.Computer || w.Sandbox {
+		return false
+	}
+	c.fromWire(&w, body)
+	return true
+}
+
+// fromWire sets c from its decoded form and the object it was decoded from.
+func (c *Computer) fromWire(w *computerWire, data []byte) {
 	*c = Computer{
 		ID: w.ID, Name: w.Name, Slug: w.Slug, Status: w.Status, TemplateType: w.TemplateType, Size: w.Size,
 		IPAddress: w.IPAddress, VNCURL: w.VNCURL, Visibility: w.Visibility, TenantID: w.TenantID,
@@ -96,7 +129,6 @@ func (c *Computer) decodeOwned(data []byte) error {
 		CreatedAt: w.CreatedAt.Time, UpdatedAt: w.UpdatedAt.Time,
 		Raw: data,
 	}
-	return nil
 }
 
 // computerWire is a computer as the server sends it, each field in a type
@@ -125,6 +157,12 @@ type computerWire struct {
 	IdleTimeoutSec      wire.Seconds      `json:"idle_timeout_sec"`
 	CreatedAt           wire.Time         `json:"created_at"`
 	UpdatedAt           wire.Time         `json:"updated_at"`
+	// The envelope keys, noted only: one holding an object means the
+	// answer decoded as a bare computer was an envelope (see decodeBare).
+	Data     wire.IsObject `json:"data"`
+	Result   wire.IsObject `json:"result"`
+	Computer wire.IsObject `json:"computer"`
+	Sandbox  wire.IsObject `json:"sandbox"`
 }
 
 // ComputerCreateParams describes a computer (or sandbox) to create. Every
@@ -192,7 +230,7 @@ func (s *ComputersService) Create(ctx context.Context, params ComputerCreatePara
 	}
 	return sendForObject[Computer](ctx, s.client, call{
 		method: http.MethodPost, path: "/computers", body: params, keyed: true,
-	}, opts, "computer", "sandbox")
+	}, opts, computerEnvelopeKeys...)
 }
 
 // Get fetches one computer (GET /computers/{id}). An unknown id fails with
@@ -202,7 +240,7 @@ func (s *ComputersService) Get(ctx context.Context, id string, opts ...Option) (
 	if err != nil {
 		return nil, err
 	}
-	return sendForObject[Computer](ctx, s.client, call{method: http.MethodGet, path: path}, opts, "computer", "sandbox")
+	return sendForObject[Computer](ctx, s.client, call{method: http.MethodGet, path: path}, opts, computerEnvelopeKeys...)
 }
 
 // List fetches one page of computers (GET /computers).

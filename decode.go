@@ -16,15 +16,8 @@ func sendForObject[T any](ctx context.Context, c *Client, op call, opts []Option
 	if err != nil {
 		return nil, err
 	}
-	// Most answers are one object under one key. Decoding that guess checks
-	// it in the pass that decodes it, where finding the object first would
-	// read the body once more; a wrong guess is not one JSON value, so it
-	// fails to decode (every type decoded here validates its input), and
-	// the body is then read carefully.
-	if guess, ok := wire.SoleMember(res.body, wrappers...); ok {
-		if v, err := decodeObject[T](guess); err == nil {
-			return v, nil
-		}
+	if v, ok := decodeGuess[T](res.body, wrappers); ok {
+		return v, nil
 	}
 	raw, err := wire.Object(res.body, wrappers...)
 	if err == nil && raw == nil {
@@ -38,6 +31,27 @@ func sendForObject[T any](ctx context.Context, c *Client, op call, opts []Option
 		return nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, err)
 	}
 	return v, nil
+}
+
+// decodeGuess decodes, in one pass, the object an answer most likely is:
+// the value of its only member when that is one of wrappers, "data" or
+// "result" ({"data":{...}}), or else, for a type that notes envelope keys
+// as it decodes (a computer), the whole body. Finding the object first
+// would read the body twice. It reports false when the guess does not
+// hold, and the caller then reads the body carefully: a wrong single-member
+// guess is not one JSON value, so it fails to decode (every type decoded
+// here validates its input), and a bare guess that meets an envelope key
+// holding an object is refused by the type.
+func decodeGuess[T any](body []byte, wrappers []string) (*T, bool) {
+	if inner, ok := wire.SoleMember(body, wrappers...); ok {
+		v, err := decodeObject[T](inner)
+		return v, err == nil
+	}
+	var v T
+	if bare, ok := any(&v).(interface{ decodeBare([]byte, []string) bool }); ok && bare.decodeBare(body, wrappers) {
+		return &v, true
+	}
+	return nil, false
 }
 
 // decodeObject decodes one JSON object. A type that decodes itself is

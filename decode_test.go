@@ -1,12 +1,14 @@
 package miosa
 
 import (
+	"reflect"
 	"testing"
 
+	"github.com/miosa-ai/miosa-go/internal/wire"
 	"github.com/stretchr/testify/assert"
 )
 
-// TestDecodeObject_EveryTypeRefusesAWrongGuess guards sendForObject's guess:
+// TestDecodeObject_EveryTypeRefusesAWrongGuess guards decodeGuess's first guess:
 // it is safe only because decoding refuses an input that is not one JSON
 // value. A type whose decoding skipped validation would take a wrong guess
 // (the first of several members) for the answer.
@@ -31,4 +33,44 @@ func TestDecodeObject_EveryTypeRefusesAWrongGuess(t *testing.T) {
 			assert.Error(t, decode([]byte(wrongGuess)))
 		})
 	}
+}
+
+// FuzzDecodeGuess checks that a guess, whenever it is taken, is what reading
+// the body carefully (finding the object, then decoding it) gives.
+func FuzzDecodeGuess(f *testing.F) {
+	for _, seed := range []string{
+		computerJSON, `{"data":` + computerJSON + `}`, `{"sandbox":` + computerJSON + `}`,
+		`{"id":"a","data":{"id":"b"}}`, `{"id":"a","DATA":{"id":"b"}}`, `{"id":"a","Sandbox":{}}`,
+		`{"id":"a","data":"x"}`, `{"data":{"id":"a"},"data":"x"}`, `{"\u0064ata":{"id":"b"},"id":"a"}`,
+		`{"data":{"id":"a"}} `, ` {"id":"a"}`, `{"id":"a","result":[{}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, wrappers := range [][]string{computerEnvelopeKeys, {"sandbox", "computer"}} {
+			guessed, ok := decodeGuess[Computer](body, wrappers)
+			if !ok {
+				continue
+			}
+			raw, err := wire.Object(body, wrappers...)
+			if err != nil {
+				t.Fatalf("guessed %q, but the body does not hold an object: %v", guessed.Raw, err)
+			}
+			careful, err := decodeObject[Computer](raw)
+			if err != nil {
+				t.Fatalf("guessed %q, but its object does not decode: %v", guessed.Raw, err)
+			}
+			if !reflect.DeepEqual(guessed, careful) {
+				t.Fatalf("guessed %+v, the careful path gives %+v", guessed, careful)
+			}
+		}
+	})
+}
+
+func TestComputerDecodeBare_OnlyForTheKeysItNotes(t *testing.T) {
+	var c Computer
+	assert.True(t, c.decodeBare([]byte(computerJSON), computerEnvelopeKeys))
+	assert.Equal(t, "cmp_1", c.ID)
+	assert.False(t, new(Computer).decodeBare([]byte(computerJSON), []string{"machine"}),
+		"a call naming a key computerWire does not note cannot take a bare guess")
 }

@@ -110,6 +110,16 @@ func SoleMember(body []byte, names ...string) (json.RawMessage, bool) {
 	return body[start:end], true
 }
 
+// IsObject notes, as it is decoded, whether a JSON value is an object,
+// without keeping the value: the decoding around it checks the value.
+type IsObject bool
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (o *IsObject) UnmarshalJSON(data []byte) error {
+	*o = len(data) > 0 && data[0] == '{'
+	return nil
+}
+
 // List returns the JSON array inside body and the meta block beside it, if
 // any. It accepts a bare array, or an object holding the array under one of
 // names, "data", "items" or "results"; a "data" object holding any of those

@@ -301,3 +301,14 @@ func FuzzList(f *testing.F) {
 		}
 	})
 }
+
+func TestIsObject_NotesWhetherAValueIsAnObject(t *testing.T) {
+	var v struct {
+		A, B, C, D IsObject
+	}
+	require.NoError(t, json.Unmarshal([]byte(`{"A":{"x":1},"B":"{}","C":[{}],"D":null}`), &v))
+	assert.Equal(t, IsObject(true), v.A)
+	assert.Equal(t, IsObject(false), v.B)
+	assert.Equal(t, IsObject(false), v.C)
+	assert.Equal(t, IsObject(false), v.D)
+}
