@@ -89,15 +89,15 @@ func (a *attemptDeadline) Err() error {
 		return *first
 	}
 	var err error
-	switch armed := a.armedContext(); {
-	case armed != nil:
+	if armed := a.armedContext(); armed != nil {
 		err = armed.Err()
-	case a.parent.Err() != nil:
-		err = a.parent.Err()
-	case a.ended.Load():
-		err = context.Canceled
-	case !time.Now().Before(a.deadline):
-		err = context.DeadlineExceeded
+	} else if err = a.parent.Err(); err == nil {
+		switch {
+		case a.ended.Load():
+			err = context.Canceled
+		case !time.Now().Before(a.deadline):
+			err = context.DeadlineExceeded
+		}
 	}
 	if err == nil {
 		return nil
