@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/miosa-ai/miosa-go"
-	"github.com/miosa-ai/miosa-go/internal/fakeapi"
 )
 
 // TestAPIKey is the API key Server.Client uses. The server accepts any key
@@ -42,7 +41,7 @@ type Server struct {
 	// miosa.WithBaseURL.
 	URL string
 
-	engine *fakeapi.Engine
+	engine *engine
 	http   *httptest.Server
 	// httpClient reaches the server: httptest's own client, or one that
 	// dials in-memory pipes.
@@ -57,7 +56,7 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	engine   fakeapi.Config
+	engine   engineConfig
 	tls      bool
 	inMemory bool
 }
@@ -209,7 +208,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 // Start starts a fake MIOSA API outside of a test, for examples and local
 // tools. The caller must Close it.
 func Start(opts ...Option) (*Server, error) {
-	cfg := config{engine: fakeapi.Config{
+	cfg := config{engine: engineConfig{
 		BootDelay:      DefaultBootDelay,
 		BuildStepDelay: DefaultBuildStepDelay,
 	}}
@@ -238,7 +237,7 @@ func Start(opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("miosatest: listening on loopback: %w", err)
 		}
 	}
-	engine := fakeapi.New(cfg.engine)
+	engine := newEngine(cfg.engine)
 	hs := &httptest.Server{Listener: l, Config: &http.Server{Handler: engine}}
 	if cfg.tls {
 		hs.EnableHTTP2 = true

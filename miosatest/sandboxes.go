@@ -1,4 +1,4 @@
-package fakeapi
+package miosatest
 
 import (
 	"cmp"
@@ -16,7 +16,7 @@ var forkFields = []string{"name", "snapshot_id", "external_user_id"}
 // source's template, size, metadata and tags, booting like any new machine,
 // answered 200 with the bare sandbox as the official fixture shows. A key
 // other than forkFields is refused with 422.
-func (e *Engine) forkSandbox(w http.ResponseWriter, r *http.Request) {
+func (e *engine) forkSandbox(w http.ResponseWriter, r *http.Request) {
 	fields, ok := knownFields(w, r, forkFields)
 	if !ok {
 		return
@@ -55,7 +55,7 @@ var validSlug = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // updateSandbox serves PATCH /sandboxes/{id}: only the updatable keys, each
 // type-checked; any other key is refused with 422 and nothing changes.
-func (e *Engine) updateSandbox(w http.ResponseWriter, r *http.Request) {
+func (e *engine) updateSandbox(w http.ResponseWriter, r *http.Request) {
 	fields, ok := knownFields(w, r, updatableFields)
 	if !ok {
 		return
@@ -119,7 +119,7 @@ const maxPreviewExpiry = 7 * 24 * time.Hour
 // seconds (default 3600, at most 7 days) and scope "read" (default) or
 // "interact", answered 200 with the bare token, as every official fixture
 // shows.
-func (e *Engine) previewToken(w http.ResponseWriter, r *http.Request) {
+func (e *engine) previewToken(w http.ResponseWriter, r *http.Request) {
 	fields, ok := decodeFields(w, r)
 	if !ok {
 		return
@@ -162,7 +162,7 @@ func (m *machine) readinessView() map[string]any {
 }
 
 // readiness serves GET /sandboxes/{id}/readiness.
-func (e *Engine) readiness(w http.ResponseWriter, r *http.Request) {
+func (e *engine) readiness(w http.ResponseWriter, r *http.Request) {
 	e.withMachine(w, r, func(m *machine) reply { return dataReply(http.StatusOK, m.readinessView()) })
 }
 

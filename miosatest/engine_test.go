@@ -1,4 +1,4 @@
-package fakeapi
+package miosatest
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 
 // do serves one request on e directly, without a network, so it works
 // inside a synctest bubble.
-func do(t *testing.T, e *Engine, method, path, body string) *httptest.ResponseRecorder {
+func do(t *testing.T, e *engine, method, path, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -45,7 +45,7 @@ func object(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 
 func TestEngine_MachineBootsAfterExactlyTheBootDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := New(Config{BootDelay: 3 * time.Second})
+		e := newEngine(engineConfig{BootDelay: 3 * time.Second})
 		defer e.Close()
 		created := do(t, e, "POST", "/computers", `{"name":"a"}`)
 		require.Equal(t, http.StatusCreated, created.Code)
@@ -64,7 +64,7 @@ func TestEngine_MachineBootsAfterExactlyTheBootDelay(t *testing.T) {
 
 func TestEngine_StopOvertakesABootInProgress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := New(Config{BootDelay: time.Second})
+		e := newEngine(engineConfig{BootDelay: time.Second})
 		defer e.Close()
 		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 		require.Equal(t, http.StatusOK, do(t, e, "POST", "/computers/"+id+"/stop", "").Code)
@@ -76,7 +76,7 @@ func TestEngine_StopOvertakesABootInProgress(t *testing.T) {
 
 func TestEngine_BuildMovesQueuedBuildingSucceeded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := New(Config{BuildStepDelay: time.Second})
+		e := newEngine(engineConfig{BuildStepDelay: time.Second})
 		defer e.Close()
 		tpl := object(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"node"}}`))
 		tplID := tpl["id"].(string)
@@ -114,7 +114,7 @@ func TestEngine_BuildStatesMoveThroughTheSevenStateFlow(t *testing.T) {
 	}{{"success", false, "ready", "ready"}, {"failure", true, "failed", "failed"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := New(Config{BuildStepDelay: time.Second, BuildStates: true})
+				e := newEngine(engineConfig{BuildStepDelay: time.Second, BuildStates: true})
 				defer e.Close()
 				if tc.fail {
 					e.FailBuilds(1, "npm install exited 1")
@@ -156,7 +156,7 @@ func TestEngine_BuildStatesMoveThroughTheSevenStateFlow(t *testing.T) {
 
 // streamUntilDone serves the readiness stream of id in the bubble and
 // returns what it wrote once the handler has returned.
-func streamUntilDone(t *testing.T, e *Engine, ctx context.Context, id string) (*httptest.ResponseRecorder, <-chan struct{}) {
+func streamUntilDone(t *testing.T, e *engine, ctx context.Context, id string) (*httptest.ResponseRecorder, <-chan struct{}) {
 	req := httptest.NewRequestWithContext(ctx, "GET", "/api/v1/sandboxes/"+id+"/readiness/stream", nil)
 	req.Header.Set("Authorization", "Bearer msk_test")
 	rec := httptest.NewRecorder()
@@ -170,7 +170,7 @@ func streamUntilDone(t *testing.T, e *Engine, ctx context.Context, id string) (*
 
 func TestEngine_StreamSendsHeartbeatsThenReadyTheMomentItBoots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := New(Config{BootDelay: 3500 * time.Millisecond, HeartbeatInterval: time.Second})
+		e := newEngine(engineConfig{BootDelay: 3500 * time.Millisecond, HeartbeatInterval: time.Second})
 		defer e.Close()
 		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 		start := time.Now()
@@ -187,7 +187,7 @@ func TestEngine_StreamSendsHeartbeatsThenReadyTheMomentItBoots(t *testing.T) {
 
 func TestEngine_StreamTimesOutAfterTheConfiguredLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := New(Config{BootDelay: time.Hour, StreamTimeout: 30 * time.Second, HeartbeatInterval: 10 * time.Second})
+		e := newEngine(engineConfig{BootDelay: time.Hour, StreamTimeout: 30 * time.Second, HeartbeatInterval: 10 * time.Second})
 		defer e.Close()
 		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 		start := time.Now()
@@ -202,14 +202,14 @@ func TestEngine_StreamTimesOutAfterTheConfiguredLimit(t *testing.T) {
 func TestEngine_StreamEndsWhenTheClientGoesAwayOrTheEngineCloses(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		end  func(cancel context.CancelFunc, e *Engine)
+		end  func(cancel context.CancelFunc, e *engine)
 	}{
-		{"client gone", func(cancel context.CancelFunc, _ *Engine) { cancel() }},
-		{"engine closed", func(_ context.CancelFunc, e *Engine) { e.Close() }},
+		{"client gone", func(cancel context.CancelFunc, _ *engine) { cancel() }},
+		{"engine closed", func(_ context.CancelFunc, e *engine) { e.Close() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := New(Config{BootDelay: time.Hour, StreamTimeout: time.Hour})
+				e := newEngine(engineConfig{BootDelay: time.Hour, StreamTimeout: time.Hour})
 				defer e.Close()
 				id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 				ctx, cancel := context.WithCancel(t.Context())
@@ -227,7 +227,7 @@ func TestEngine_StreamEndsWhenTheClientGoesAwayOrTheEngineCloses(t *testing.T) {
 
 func TestEngine_StreamFaultsWithholdTheVerdict(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := New(Config{StreamTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond})
+		e := newEngine(engineConfig{StreamTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond})
 		defer e.Close()
 		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string) // running at once
 
@@ -249,7 +249,7 @@ func TestEngine_StreamFaultsWithholdTheVerdict(t *testing.T) {
 
 func TestEngine_TimersStopWhenTheEngineCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := New(Config{BootDelay: time.Hour, BuildStepDelay: time.Hour})
+		e := newEngine(engineConfig{BootDelay: time.Hour, BuildStepDelay: time.Hour})
 		id := object(t, do(t, e, "POST", "/computers", ""))["id"].(string)
 		tpl := object(t, do(t, e, "POST", "/sandbox-templates", `{"name":"n","build_spec":{"runtime":"go"}}`))
 		do(t, e, "POST", "/sandbox-templates/"+tpl["id"].(string)+"/builds", "")
@@ -294,7 +294,7 @@ func TestEchoArgs_RemovesQuotesAndJoinsWords(t *testing.T) {
 }
 
 func TestEngine_DeletingAMachineRemovesItsFiles(t *testing.T) {
-	e := New(Config{})
+	e := newEngine(engineConfig{})
 	defer e.Close()
 	defer func() { require.NoError(t, e.Cleanup()) }()
 	keep := object(t, do(t, e, "POST", "/computers", `{"name":"keep"}`))["id"].(string)

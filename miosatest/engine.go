@@ -1,13 +1,4 @@
-// Package fakeapi is the engine behind miosatest: an in-memory, stateful
-// implementation of the MIOSA HTTP API as the wire contract describes it.
-//
-// It is an http.Handler. Every request goes through the same steps: read and
-// log it, check the API key, apply an injected fault if one matches, then
-// route it, through the idempotency layer for create-type calls. Each concern
-// lives in its own file: state (machines, templates, builds), one file of
-// handlers per resource, the readiness stream, faults, idempotency and the
-// request log.
-package fakeapi
+package miosatest
 
 import (
 	"bytes"
@@ -20,8 +11,20 @@ import (
 	"time"
 )
 
-// Config tunes an Engine. The zero value is usable; New fills in defaults.
-type Config struct {
+// The engine behind Server: an in-memory, stateful implementation of the
+// MIOSA HTTP API as the wire contract describes it.
+//
+// It is an http.Handler. Every request goes through the same steps: read and
+// log it, check the API key, apply an injected fault if one matches, then
+// route it, through the idempotency layer for create-type calls. Each concern
+// lives in its own file: state (machines, templates, builds), one file of
+// handlers per resource, the readiness stream, faults, idempotency and the
+// request log. The types a test touches (Fault, Request, ExecStream, ...) are
+// declared beside the engine code that uses them, once.
+
+// engineConfig tunes an engine. The zero value is usable; newEngine fills in
+// defaults.
+type engineConfig struct {
 	// BasePath is where the API is mounted; default "/api/v1".
 	BasePath string
 	// APIKey, when set, is the only key accepted; otherwise any key starting
@@ -84,9 +87,9 @@ const (
 	maxRequestBody = 8 << 20
 )
 
-// Engine serves the fake API. It is safe for concurrent use.
-type Engine struct {
-	cfg Config
+// engine serves the fake API. It is safe for concurrent use.
+type engine struct {
+	cfg engineConfig
 	mux *http.ServeMux
 	// closeCtx ends when the engine closes; closing is its Done channel.
 	closeCtx context.Context
@@ -114,8 +117,8 @@ type Engine struct {
 	exports exportStore
 }
 
-// New returns an engine configured by cfg, with defaults for unset fields.
-func New(cfg Config) *Engine {
+// newEngine returns an engine configured by cfg, with defaults for unset fields.
+func newEngine(cfg engineConfig) *engine {
 	if cfg.BasePath == "" {
 		cfg.BasePath = defaultBasePath
 	}
@@ -126,7 +129,7 @@ func New(cfg Config) *Engine {
 	if cfg.StreamTimeout <= 0 {
 		cfg.StreamTimeout = defaultStreamTimeout
 	}
-	e := &Engine{
+	e := &engine{
 		cfg:       cfg,
 		mux:       http.NewServeMux(),
 		machines:  map[string]*machine{},
@@ -143,7 +146,7 @@ func New(cfg Config) *Engine {
 
 // routes registers every endpoint of the wire contract, below the base
 // path. Create-type calls go through the idempotency layer.
-func (e *Engine) routes() {
+func (e *engine) routes() {
 	for _, ep := range []struct {
 		pattern string
 		handler http.HandlerFunc
@@ -189,7 +192,7 @@ func (e *Engine) routes() {
 
 // ServeHTTP logs the request, authenticates it, applies a matching fault and
 // routes it.
-func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rel := strings.TrimPrefix(r.URL.Path, e.cfg.BasePath)
 	underBase := r.URL.Path == e.cfg.BasePath || strings.HasPrefix(r.URL.Path, e.cfg.BasePath+"/")
 	if !underBase {
@@ -236,7 +239,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // route sends r to its endpoint, or answers 404 as the real API does for a
 // path it does not serve.
-func (e *Engine) route(w http.ResponseWriter, r *http.Request) {
+func (e *engine) route(w http.ResponseWriter, r *http.Request) {
 	// Handler only looks the route up; ServeHTTP also fills r's path values.
 	if _, pattern := e.mux.Handler(r); pattern == "" {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
@@ -245,7 +248,7 @@ func (e *Engine) route(w http.ResponseWriter, r *http.Request) {
 	e.mux.ServeHTTP(w, r)
 }
 
-func (e *Engine) authenticate(header string) (string, bool) {
+func (e *engine) authenticate(header string) (string, bool) {
 	scheme, key, ok := strings.Cut(header, " ")
 	switch {
 	case header == "":
@@ -261,7 +264,7 @@ func (e *Engine) authenticate(header string) (string, bool) {
 // Close ends every open readiness stream, pending delay and running local
 // command, and stops the timers that move resources along. It does not close
 // connections; the HTTP server that serves the engine does.
-func (e *Engine) Close() {
+func (e *engine) Close() {
 	e.once.Do(func() {
 		e.closeNow()
 		e.mu.Lock()
@@ -276,15 +279,15 @@ func (e *Engine) Close() {
 
 // Cleanup removes what the engine left on disk (local shell directories).
 // Call it after the HTTP server has stopped, when no command can still run.
-func (e *Engine) Cleanup() error {
+func (e *engine) Cleanup() error {
 	return e.shell.removeAll()
 }
 
-func (e *Engine) now() time.Time { return time.Now().UTC() }
+func (e *engine) now() time.Time { return time.Now().UTC() }
 
 // after runs fn with e.mu held once d has passed, unless the engine closes
 // first. With d <= 0 it runs fn at once; the caller must already hold e.mu.
-func (e *Engine) after(d time.Duration, fn func()) {
+func (e *engine) after(d time.Duration, fn func()) {
 	if d <= 0 {
 		fn()
 		return
@@ -307,7 +310,7 @@ func (e *Engine) after(d time.Duration, fn func()) {
 }
 
 // requestContext is r's context, also cancelled when the engine closes.
-func (e *Engine) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+func (e *engine) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(r.Context())
 	stop := context.AfterFunc(e.closeCtx, cancel)
 	return ctx, func() { stop(); cancel() }
@@ -315,7 +318,7 @@ func (e *Engine) requestContext(r *http.Request) (context.Context, context.Cance
 
 // dropIfClosing cuts the connection when the engine closed under a request
 // it held: no answer, as when a real machine goes away mid-command.
-func (e *Engine) dropIfClosing(w http.ResponseWriter) {
+func (e *engine) dropIfClosing(w http.ResponseWriter) {
 	if e.closeCtx.Err() != nil {
 		dropConnection(w)
 	}

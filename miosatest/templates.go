@@ -1,4 +1,4 @@
-package fakeapi
+package miosatest
 
 import (
 	"fmt"
@@ -18,7 +18,7 @@ const (
 
 // Build statuses, in the order a build moves through them. Success is
 // "ready", as the official SDKs' build types name it ("succeeded" is seen in
-// no fixture); newer servers (Config.BuildStates) add two steps and report
+// no fixture); newer servers (engineConfig.BuildStates) add two steps and report
 // under "state".
 const (
 	buildQueued       = "queued"
@@ -30,10 +30,10 @@ const (
 )
 
 // buildFailedCode is the error_code of a failed build under
-// Config.BuildStates.
+// engineConfig.BuildStates.
 const buildFailedCode = "BUILD_FAILED"
 
-// template is a sandbox template. Fields are guarded by Engine.mu.
+// template is a sandbox template. Fields are guarded by engine.mu.
 type template struct {
 	seq         int
 	id          string
@@ -66,7 +66,7 @@ func (t *template) view(withAliases, states bool) map[string]any {
 	return v
 }
 
-// build is one build of a template's image. Fields are guarded by Engine.mu.
+// build is one build of a template's image. Fields are guarded by engine.mu.
 type build struct {
 	seq        int
 	id         string
@@ -108,8 +108,8 @@ func stateKey(states bool) string {
 }
 
 // findTemplate returns the template with this id or alias; the caller holds
-// Engine.mu.
-func (e *Engine) findTemplate(idOrAlias string) *template {
+// engine.mu.
+func (e *engine) findTemplate(idOrAlias string) *template {
 	if t := e.templates[idOrAlias]; t != nil {
 		return t
 	}
@@ -123,7 +123,7 @@ func (e *Engine) findTemplate(idOrAlias string) *template {
 
 // listTemplates serves GET /sandbox-templates, oldest first; aliases are
 // included only with include_aliases=true.
-func (e *Engine) listTemplates(w http.ResponseWriter, r *http.Request) {
+func (e *engine) listTemplates(w http.ResponseWriter, r *http.Request) {
 	withAliases := r.URL.Query().Get("include_aliases") == "true"
 	e.mu.Lock()
 	all := slices.SortedFunc(maps.Values(e.templates), func(a, b *template) int { return a.seq - b.seq })
@@ -137,7 +137,7 @@ func (e *Engine) listTemplates(w http.ResponseWriter, r *http.Request) {
 
 // getTemplate serves GET /sandbox-templates/{id}; the id may also be one of
 // the template's aliases.
-func (e *Engine) getTemplate(w http.ResponseWriter, r *http.Request) {
+func (e *engine) getTemplate(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	e.mu.Lock()
 	t := e.findTemplate(id)
@@ -155,7 +155,7 @@ func (e *Engine) getTemplate(w http.ResponseWriter, r *http.Request) {
 
 // createTemplate serves POST /sandbox-templates: name and a valid
 // build_spec are required. The template's alias is its name made a slug.
-func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) {
+func (e *engine) createTemplate(w http.ResponseWriter, r *http.Request) {
 	fields, ok := decodeFields(w, r)
 	if !ok {
 		return
@@ -201,7 +201,7 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) {
 }
 
 // listBuilds serves GET /sandbox-templates/{id}/builds, oldest first.
-func (e *Engine) listBuilds(w http.ResponseWriter, r *http.Request) {
+func (e *engine) listBuilds(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	e.mu.Lock()
 	t := e.findTemplate(id)
@@ -225,9 +225,9 @@ func (e *Engine) listBuilds(w http.ResponseWriter, r *http.Request) {
 // createBuild serves POST /sandbox-templates/{id}/builds. The body may carry
 // build_spec overrides, merged over the template's spec and validated. The
 // build moves queued → building → ready (or failed, when a failure was
-// asked for), one BuildStepDelay per step; with Config.BuildStates, queued
+// asked for), one BuildStepDelay per step; with engineConfig.BuildStates, queued
 // → building → certifying → snapshotting → ready (or failed).
-func (e *Engine) createBuild(w http.ResponseWriter, r *http.Request) {
+func (e *engine) createBuild(w http.ResponseWriter, r *http.Request) {
 	fields, ok := decodeFields(w, r)
 	if !ok {
 		return
@@ -264,7 +264,7 @@ func (e *Engine) createBuild(w http.ResponseWriter, r *http.Request) {
 }
 
 // buildSteps are the states a build passes through after "queued".
-func (e *Engine) buildSteps() []string {
+func (e *engine) buildSteps() []string {
 	if e.cfg.BuildStates {
 		return []string{buildBuilding, buildCertifying, buildSnapshotting}
 	}
@@ -272,8 +272,8 @@ func (e *Engine) buildSteps() []string {
 }
 
 // advanceBuild moves b through steps, one BuildStepDelay each, then
-// finishes it; the caller holds Engine.mu.
-func (e *Engine) advanceBuild(t *template, b *build, steps []string) {
+// finishes it; the caller holds engine.mu.
+func (e *engine) advanceBuild(t *template, b *build, steps []string) {
 	e.after(e.cfg.BuildStepDelay, func() {
 		if len(steps) == 0 {
 			e.finishBuild(t, b)
@@ -287,8 +287,8 @@ func (e *Engine) advanceBuild(t *template, b *build, steps []string) {
 	})
 }
 
-// finishBuild ends b and updates its template; the caller holds Engine.mu.
-func (e *Engine) finishBuild(t *template, b *build) {
+// finishBuild ends b and updates its template; the caller holds engine.mu.
+func (e *engine) finishBuild(t *template, b *build) {
 	b.finishedAt = e.now()
 	t.updatedAt = b.finishedAt
 	if b.errText != "" {
@@ -304,7 +304,7 @@ func (e *Engine) finishBuild(t *template, b *build) {
 }
 
 // FailBuilds makes the next n builds fail with reason as their error text.
-func (e *Engine) FailBuilds(n int, reason string) {
+func (e *engine) FailBuilds(n int, reason string) {
 	if reason == "" {
 		reason = "build failed"
 	}
@@ -319,7 +319,7 @@ func (e *Engine) FailBuilds(n int, reason string) {
 // {"build_spec": {...}}, answering bare: 200 {"valid": true, "errors": [], "build_spec":
 // normalized} for a good spec; for a bad one 200 {"valid": false, "errors":
 // [...]}, or 422 with the same fields when StrictValidation is set.
-func (e *Engine) validateSpec(w http.ResponseWriter, r *http.Request) {
+func (e *engine) validateSpec(w http.ResponseWriter, r *http.Request) {
 	fields, ok := decodeFields(w, r)
 	if !ok {
 		return
@@ -437,7 +437,7 @@ var buildSpecProperties = map[string]any{
 
 // buildSpecSchema serves GET /sandbox-templates/build-spec: a bare JSON
 // Schema document, as the API sends it.
-func (e *Engine) buildSpecSchema(w http.ResponseWriter, r *http.Request) {
+func (e *engine) buildSpecSchema(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"$schema":              "https://json-schema.org/draft/2020-12/schema",
 		"title":                "MIOSA sandbox template build spec",

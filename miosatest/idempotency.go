@@ -1,4 +1,4 @@
-package fakeapi
+package miosatest
 
 import (
 	"bytes"
@@ -56,7 +56,7 @@ func fingerprint(method, path string, body []byte) [32]byte {
 // answer recorded; a repeat with the same request gets that answer again
 // (one resource, however many retries), marked Idempotent-Replayed: true; a
 // repeat with a different request gets 422 IDEMPOTENCY_KEY_REUSED.
-func (e *Engine) idempotent(h http.HandlerFunc) http.HandlerFunc {
+func (e *engine) idempotent(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		if key == "" {
@@ -116,7 +116,7 @@ func replay(w http.ResponseWriter, c *keyedCall) {
 }
 
 // relative returns an absolute request path relative to the base path.
-func (e *Engine) relative(path string) string {
+func (e *engine) relative(path string) string {
 	rel, _ := strings.CutPrefix(path, e.cfg.BasePath)
 	return rel
 }

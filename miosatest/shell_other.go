@@ -1,6 +1,6 @@
 //go:build !unix
 
-package fakeapi
+package miosatest
 
 import "os/exec"
 

@@ -1,4 +1,4 @@
-package fakeapi
+package miosatest
 
 import (
 	"crypto/rand"
@@ -24,7 +24,7 @@ const (
 	templateSandbox = "miosa-sandbox"
 )
 
-// machine is a computer or sandbox. Fields are guarded by Engine.mu.
+// machine is a computer or sandbox. Fields are guarded by engine.mu.
 type machine struct {
 	seq                 int
 	id                  string
@@ -87,7 +87,7 @@ const (
 	fakeWorkspace = "ws_miosatest"
 )
 
-// view copies m into its wire form; the caller holds Engine.mu.
+// view copies m into its wire form; the caller holds engine.mu.
 func (m *machine) view() machineView {
 	v := machineView{
 		ID: m.id, Name: m.name, Slug: m.slug, Status: m.status,
@@ -120,8 +120,8 @@ func newID(prefix string) string {
 }
 
 // addMachine stores a new machine in "creating" and schedules its boot; the
-// caller holds Engine.mu.
-func (e *Engine) addMachine(m *machine) {
+// caller holds engine.mu.
+func (e *engine) addMachine(m *machine) {
 	e.seq++
 	now := e.now()
 	m.seq, m.id = e.seq, newID("cmp_")
@@ -138,8 +138,8 @@ func (e *Engine) addMachine(m *machine) {
 }
 
 // boot puts m in the given transitional status and makes it running after
-// the boot delay; the caller holds Engine.mu.
-func (e *Engine) boot(m *machine, via string) {
+// the boot delay; the caller holds engine.mu.
+func (e *engine) boot(m *machine, via string) {
 	m.gen++
 	gen := m.gen
 	e.setStatus(m, via)
@@ -152,8 +152,8 @@ func (e *Engine) boot(m *machine, via string) {
 }
 
 // setStatus moves m to status, keeping its ready channel in step: closed
-// while running, open otherwise. The caller holds Engine.mu.
-func (e *Engine) setStatus(m *machine, status string) {
+// while running, open otherwise. The caller holds engine.mu.
+func (e *engine) setStatus(m *machine, status string) {
 	if m.status == status {
 		return
 	}
@@ -171,7 +171,7 @@ func (e *Engine) setStatus(m *machine, status string) {
 }
 
 // stop moves m to "stopped" at once, overtaking a boot in progress.
-func (e *Engine) stop(m *machine) {
+func (e *engine) stop(m *machine) {
 	m.gen++
 	e.setStatus(m, statusStopped)
 }
@@ -202,7 +202,7 @@ func cloneMap(m map[string]any) map[string]any {
 // SetStatus puts a machine in any status at once, overtaking a boot in
 // progress, so tests can reach states such as "error" that the API reaches
 // on its own. It fails for an unknown id.
-func (e *Engine) SetStatus(id, status string) error {
+func (e *engine) SetStatus(id, status string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m := e.machines[id]
@@ -215,7 +215,7 @@ func (e *Engine) SetStatus(id, status string) error {
 }
 
 // Status returns a machine's status, and false for an unknown id.
-func (e *Engine) Status(id string) (string, bool) {
+func (e *engine) Status(id string) (string, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m := e.machines[id]

@@ -1,4 +1,4 @@
-package fakeapi
+package miosatest
 
 import (
 	"cmp"
@@ -34,7 +34,7 @@ var createFields = []string{
 // built in nor a template of the tenant (by id or alias) is refused with
 // 422 TEMPLATE_NOT_FOUND, one that has no image yet with 422
 // TEMPLATE_NOT_READY.
-func (e *Engine) createComputer(w http.ResponseWriter, r *http.Request) {
+func (e *engine) createComputer(w http.ResponseWriter, r *http.Request) {
 	fields, ok := knownFields(w, r, createFields)
 	if !ok {
 		return
@@ -87,8 +87,8 @@ func decodeMachineFields(w http.ResponseWriter, fields map[string]json.RawMessag
 }
 
 // templateProblem returns the error reply for a template_type no machine
-// can be made from, or a zero reply; the caller holds Engine.mu.
-func (e *Engine) templateProblem(templateType string) reply {
+// can be made from, or a zero reply; the caller holds engine.mu.
+func (e *engine) templateProblem(templateType string) reply {
 	if templateType == templateDesktop || templateType == templateSandbox {
 		return reply{}
 	}
@@ -106,7 +106,7 @@ func (e *Engine) templateProblem(templateType string) reply {
 
 // listComputers serves GET /computers with the status filter and
 // page/per_page pagination, oldest first, always with "meta".
-func (e *Engine) listComputers(w http.ResponseWriter, r *http.Request) {
+func (e *engine) listComputers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	page, ok := positiveQuery(w, q.Get("page"), "page", 1)
 	if !ok {
@@ -149,7 +149,7 @@ func positiveQuery(w http.ResponseWriter, raw, name string, def int) (int, bool)
 	return n, true
 }
 
-// reply is an answer decided under Engine.mu and written after it is
+// reply is an answer decided under engine.mu and written after it is
 // released, so a slow client never holds up the engine.
 type reply struct {
 	status int
@@ -164,14 +164,14 @@ type reply struct {
 func dataReply(status int, v any) reply { return reply{status: status, object: v} }
 
 // bareReply answers v at the top level (or under "data" with
-// Config.DataEnvelope).
+// engineConfig.DataEnvelope).
 func bareReply(status int, v any) reply { return reply{status: status, object: v, bare: true} }
 
 func errorReply(status int, code, format string, args ...any) reply {
 	return reply{status: status, code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-func (e *Engine) write(w http.ResponseWriter, rp reply) {
+func (e *engine) write(w http.ResponseWriter, rp reply) {
 	switch {
 	case rp.code != "":
 		writeError(w, rp.status, rp.code, rp.msg)
@@ -184,9 +184,9 @@ func (e *Engine) write(w http.ResponseWriter, rp reply) {
 	}
 }
 
-// withMachine runs fn on the machine named by the path's {id} with Engine.mu
+// withMachine runs fn on the machine named by the path's {id} with engine.mu
 // held and writes its reply, or answers 404.
-func (e *Engine) withMachine(w http.ResponseWriter, r *http.Request, fn func(m *machine) reply) {
+func (e *engine) withMachine(w http.ResponseWriter, r *http.Request, fn func(m *machine) reply) {
 	id := r.PathValue("id")
 	e.mu.Lock()
 	m := e.machines[id]
@@ -201,7 +201,7 @@ func (e *Engine) withMachine(w http.ResponseWriter, r *http.Request, fn func(m *
 }
 
 // getComputer serves GET /computers/{id}, answering the computer bare.
-func (e *Engine) getComputer(w http.ResponseWriter, r *http.Request) {
+func (e *engine) getComputer(w http.ResponseWriter, r *http.Request) {
 	e.withMachine(w, r, func(m *machine) reply { return bareReply(http.StatusOK, m.view()) })
 }
 
@@ -209,8 +209,8 @@ func (e *Engine) getComputer(w http.ResponseWriter, r *http.Request) {
 // removes the machine's files from this host. A
 // machine that is not stopped is refused with 409 unless force=true, which
 // stops it first, as the API's documentation says; with
-// Config.LenientDelete a plain delete removes it whatever its state.
-func (e *Engine) deleteComputer(w http.ResponseWriter, r *http.Request) {
+// engineConfig.LenientDelete a plain delete removes it whatever its state.
+func (e *engine) deleteComputer(w http.ResponseWriter, r *http.Request) {
 	force := r.URL.Query().Get("force") == "true"
 	e.withMachine(w, r, func(m *machine) reply {
 		if !e.cfg.LenientDelete && !force && m.status != statusStopped && m.status != statusError {
@@ -228,7 +228,7 @@ func (e *Engine) deleteComputer(w http.ResponseWriter, r *http.Request) {
 // startComputer serves POST /computers/{id}/start: a stopped (or failed)
 // machine boots again through "starting"; one already up or booting is left
 // as it is.
-func (e *Engine) startComputer(w http.ResponseWriter, r *http.Request) {
+func (e *engine) startComputer(w http.ResponseWriter, r *http.Request) {
 	e.withMachine(w, r, func(m *machine) reply {
 		if m.status == statusStopped || m.status == statusError {
 			e.boot(m, statusStarting)
@@ -238,7 +238,7 @@ func (e *Engine) startComputer(w http.ResponseWriter, r *http.Request) {
 }
 
 // stopComputer serves POST /computers/{id}/stop.
-func (e *Engine) stopComputer(w http.ResponseWriter, r *http.Request) {
+func (e *engine) stopComputer(w http.ResponseWriter, r *http.Request) {
 	e.withMachine(w, r, func(m *machine) reply {
 		e.stop(m)
 		return dataReply(http.StatusOK, m.view())
@@ -247,7 +247,7 @@ func (e *Engine) stopComputer(w http.ResponseWriter, r *http.Request) {
 
 // restartComputer serves POST /computers/{id}/restart: whatever its state,
 // the machine boots again through "starting".
-func (e *Engine) restartComputer(w http.ResponseWriter, r *http.Request) {
+func (e *engine) restartComputer(w http.ResponseWriter, r *http.Request) {
 	e.withMachine(w, r, func(m *machine) reply {
 		e.stop(m)
 		e.boot(m, statusStarting)

@@ -1,4 +1,4 @@
-package fakeapi
+package miosatest
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// StreamFault changes how the readiness stream behaves.
+// StreamFault changes how the readiness stream behaves: StreamNormal,
+// StreamStall or StreamEndWithoutVerdict.
 type StreamFault int
 
 const (
@@ -41,7 +42,7 @@ func streamFaultOf(ctx context.Context) StreamFault {
 // ": keepalive" comments in between. Every frame is flushed as it is
 // written. The handler returns when the client goes away or the engine
 // closes.
-func (e *Engine) readinessStream(w http.ResponseWriter, r *http.Request) {
+func (e *engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 	if e.cfg.NoReadinessStream {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 		return
