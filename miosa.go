@@ -84,7 +84,7 @@
 package miosa
 
 // Version is the SDK version, sent in the User-Agent as miosa-go/<Version>.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // DefaultBaseURL is the API root used when neither WithBaseURL nor
 // MIOSA_BASE_URL is set.
