@@ -330,13 +330,15 @@ func bringsNew(items []Computer, seen map[string]bool) bool {
 }
 
 // Delete deletes a computer (DELETE /computers/{id}). The server may refuse
-// to delete a running computer; Destroy stops it first.
+// to delete a running computer; Destroy stops it first. Like every DELETE it
+// is retried; a 404 to a retry counts as done, since the attempt whose
+// answer was lost may have deleted it.
 func (s *ComputersService) Delete(ctx context.Context, id string, opts ...Option) error {
 	return s.delete(ctx, id, nil, opts)
 }
 
 // Destroy stops and deletes a computer in one call
-// (DELETE /computers/{id}?force=true).
+// (DELETE /computers/{id}?force=true). It is retried as Delete is.
 func (s *ComputersService) Destroy(ctx context.Context, id string, opts ...Option) error {
 	return s.delete(ctx, id, url.Values{"force": {"true"}}, opts)
 }
@@ -346,7 +348,7 @@ func (s *ComputersService) delete(ctx context.Context, id string, q url.Values, 
 	if err != nil {
 		return err
 	}
-	_, err = s.client.send(ctx, call{method: http.MethodDelete, path: path, query: q}, opts)
+	_, err = s.client.send(ctx, call{method: http.MethodDelete, path: path, query: q, goneIsDone: true}, opts)
 	return err
 }
 

@@ -605,3 +605,28 @@ func TestWaitForStatus_TransportFailuresKeepPolling(t *testing.T) {
 		assert.Equal(t, int32(3), calls.Load())
 	})
 }
+
+func TestComputers_DeleteRetriedAfterALostAnswerCountsA404AsDone(t *testing.T) {
+	for _, name := range []string{"Delete", "Destroy"} {
+		t.Run(name, func(t *testing.T) {
+			reqs, base := newRecordingServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				if n == 1 {
+					writeJSON(w, 503, `{"error":"deleted, then the proxy failed"}`)
+					return
+				}
+				writeJSON(w, 404, `{"error":{"code":"NOT_FOUND","message":"Host not found"}}`)
+			})
+			c := newTestClient(t, base)
+			del := map[string]func(context.Context, string, ...Option) error{"Delete": c.Computers.Delete, "Destroy": c.Computers.Destroy}[name]
+			require.NoError(t, del(t.Context(), "cmp_1"))
+			assert.Equal(t, 2, reqs.count())
+		})
+	}
+}
+
+func TestComputers_DeleteAnswered404AtOnceIsNotFound(t *testing.T) {
+	_, base := newRecordingServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, 404, `{"error":{"code":"NOT_FOUND","message":"Host not found"}}`)
+	})
+	assert.ErrorIs(t, newTestClient(t, base).Computers.Delete(t.Context(), "cmp_1"), ErrNotFound)
+}

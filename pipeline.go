@@ -84,6 +84,10 @@ type call struct {
 	idempotent bool
 	// attemptTimeout replaces the configured request timeout when non-zero.
 	attemptTimeout time.Duration
+	// goneIsDone marks a removal (a delete, a process stop): a 404 to any
+	// attempt after the first is success, because the attempt before may
+	// have removed the thing and lost its answer on the way back.
+	goneIsDone bool
 }
 
 // replayable reports whether the call may be sent again after it may have
@@ -150,7 +154,7 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, err := c.attempt(ctx, conf, &op, payload, key, start)
-		if err == nil && res.ok() {
+		if err == nil && (res.ok() || op.goneIsDone && attempt > 1 && res.status == http.StatusNotFound) {
 			c.logAttempt(ctx, conf, &op, attempt, &res, start, nil, "")
 			return res, nil
 		}
