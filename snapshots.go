@@ -200,6 +200,7 @@ func (s *SnapshotsService) WaitReady(ctx context.Context, sandboxID, snapshotID 
 		return nil, err
 	}
 	var last *Snapshot
+	seen := "it was never listed" // where the snapshot was last seen, for a timeout
 	err = p.run(ctx, func(ctx context.Context) (bool, error) {
 		snapshots, err := s.List(ctx, sandboxID, p.opts...)
 		if err != nil {
@@ -210,6 +211,7 @@ func (s *SnapshotsService) WaitReady(ctx context.Context, sandboxID, snapshotID 
 			return false, fmt.Errorf("miosa: %s is not listed while waiting for it to be ready: %w", what, ErrNotFound)
 		}
 		last = &snapshots[i]
+		seen = fmt.Sprintf("it is %q", last.Status)
 		switch last.Status {
 		case SnapshotDeleted:
 			return false, fmt.Errorf("miosa: %s was deleted while waiting for it to be ready: %w", what, ErrNotFound)
@@ -219,11 +221,7 @@ func (s *SnapshotsService) WaitReady(ctx context.Context, sandboxID, snapshotID 
 		return last.Status == SnapshotReady, nil
 	})
 	if errors.Is(err, errLocalTimeout) {
-		state := "its state is unknown"
-		if last != nil {
-			state = fmt.Sprintf("it is %q", last.Status)
-		}
-		err = p.timedOut(state)
+		err = p.timedOut(seen)
 	}
 	return last, err
 }
