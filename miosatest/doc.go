@@ -72,7 +72,8 @@
 //     POST /sandboxes (template_id; 201 with state "provisioning", the
 //     native name of "creating"), GET and DELETE /sandboxes/{id} (the
 //     delete, 204, needs no force), GET /sandboxes (every machine but
-//     desktops), stop, extend, pause, resume and PATCH .../tags. Their
+//     desktops), stop, extend, pause, resume, PATCH .../tags, and the newer
+//     Go SDK's files/tree and files/write-many (bare answers). Their
 //     object says "state" and "template_id" instead of "status" and
 //     "template_type". Extend makes timeout_sec the new timeout, as the
 //     official SDKs describe it; the fake stops no machine at its timeout.

@@ -182,6 +182,8 @@ func (e *engine) routes() {
 		{"POST /sandboxes/{id}/pause", e.pauseSandbox},
 		{"POST /sandboxes/{id}/resume", e.idempotent(e.resumeSandbox)},
 		{"PATCH /sandboxes/{id}/tags", e.setTags},
+		{"GET /sandboxes/{id}/files/tree", e.fileTree},
+		{"POST /sandboxes/{id}/files/write-many", e.writeMany},
 		{"POST /sandboxes/{id}/snapshots", e.idempotent(e.createSnapshot)},
 		{"GET /sandboxes/{id}/snapshots", e.listSnapshots},
 		{"DELETE /sandboxes/{id}/snapshots/{snapshot_id}", e.deleteSnapshot},

@@ -1,6 +1,7 @@
 package miosatest_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"testing/synctest"
@@ -139,4 +140,73 @@ func TestNative_APausedMachineStaysPausedThroughABootInProgress(t *testing.T) {
 		status, _ := srv.Status(id)
 		assert.Equal(t, miosa.StatusPaused, status)
 	})
+}
+
+func TestNative_FileTreeDescribesTheMachinesFiles(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	id := newSandbox(t, srv)
+	require.NoError(t, srv.WriteFile(id, "/home/user/app/main.go", []byte("package main")))
+	require.NoError(t, srv.WriteFile(id, "/home/user/app/lib/deep/x.go", []byte("x")))
+
+	res := call(t, srv, "GET", "/sandboxes/"+id+"/files/tree?path=/home/user/app&depth=2", "")
+	require.Equal(t, http.StatusOK, res.status, string(res.body))
+	var tree struct {
+		Path, Type, Name string
+		Children         []struct {
+			Path, Type, Name string
+			Size             *int64
+			Children         []struct {
+				Name, Type string
+				Children   []any
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(res.body, &tree), "answered bare, as the official fixture shows")
+	assert.Equal(t, "/home/user/app", tree.Path)
+	assert.Equal(t, "dir", tree.Type)
+	assert.Equal(t, "app", tree.Name)
+	require.Len(t, tree.Children, 2)
+	assert.Equal(t, "lib", tree.Children[0].Name)
+	assert.Equal(t, "dir", tree.Children[0].Type)
+	require.Len(t, tree.Children[0].Children, 1)
+	assert.Equal(t, "deep", tree.Children[0].Children[0].Name)
+	assert.Nil(t, tree.Children[0].Children[0].Children, "depth 2 stops there")
+	assert.Equal(t, "/home/user/app/main.go", tree.Children[1].Path)
+	require.NotNil(t, tree.Children[1].Size)
+	assert.Equal(t, int64(len("package main")), *tree.Children[1].Size)
+
+	assert.Equal(t, http.StatusNotFound, call(t, srv, "GET", "/sandboxes/"+id+"/files/tree?path=/nope", "").status)
+	assert.Equal(t, http.StatusBadRequest, call(t, srv, "GET", "/sandboxes/"+id+"/files/tree?depth=-1", "").status)
+}
+
+func TestNative_WriteManyWritesEachFile(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	id := newSandbox(t, srv)
+	res := call(t, srv, "POST", "/sandboxes/"+id+"/files/write-many", `{"files":[
+		{"path":"/home/user/a/one.txt","content_base64":"b25l"},
+		{"path":"/home/user/two.txt","content_base64":"not base64!"},
+		{"path":"","content_base64":""}]}`)
+	require.Equal(t, http.StatusOK, res.status, string(res.body))
+	var body struct {
+		Written []struct {
+			Path string
+			Size int
+		}
+		Failed []struct{ Path, Error string }
+	}
+	require.NoError(t, json.Unmarshal(res.body, &body))
+	require.Len(t, body.Written, 1)
+	assert.Equal(t, "/home/user/a/one.txt", body.Written[0].Path)
+	assert.Equal(t, 3, body.Written[0].Size)
+	require.Len(t, body.Failed, 2)
+	assert.Equal(t, "/home/user/two.txt", body.Failed[0].Path)
+	got, err := srv.ReadFile(id, "/home/user/a/one.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "one", string(got))
+
+	assert.Equal(t, http.StatusUnprocessableEntity, call(t, srv, "POST", "/sandboxes/"+id+"/files/write-many", `{"files":[]}`).status)
+	_, err = srv.Client().Sandboxes.Pause(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusConflict, call(t, srv, "POST", "/sandboxes/"+id+"/files/write-many",
+		`{"files":[{"path":"/home/user/x","content_base64":""}]}`).status, "a paused machine's files are out of reach")
 }
