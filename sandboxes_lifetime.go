@@ -28,7 +28,7 @@ func (s *SandboxesService) Extend(ctx context.Context, id string, by time.Durati
 	if by <= 0 {
 		return nil, fmt.Errorf("%w: extending sandbox %q by %s: the extension must be positive", ErrInvalidParams, id, by)
 	}
-	secs, _ := wholeSeconds("extension", &by)
+	secs, _ := wholeSeconds("extension", &by) // by > 0: it cannot fail
 	body := struct {
 		TimeoutSec int64 `json:"timeout_sec"`
 	}{*secs}

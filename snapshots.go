@@ -127,12 +127,17 @@ type SnapshotFailedError struct {
 }
 
 // Error formats the failure as
-// `miosa: sandbox sb_1: snapshot snap_1 ended "failed"`.
+// `miosa: sandbox sb_1: snapshot snap_1 ended "failed"` (without the
+// sandbox when the server did not name it).
 func (e *SnapshotFailedError) Error() string {
 	if e.Snapshot == nil {
 		return "miosa: snapshot failed"
 	}
-	return fmt.Sprintf("miosa: sandbox %s: snapshot %s ended %q", e.Snapshot.SandboxID, e.Snapshot.ID, e.Snapshot.Status)
+	msg := "miosa: "
+	if e.Snapshot.SandboxID != "" {
+		msg += "sandbox " + e.Snapshot.SandboxID + ": "
+	}
+	return msg + fmt.Sprintf("snapshot %s ended %q", e.Snapshot.ID, e.Snapshot.Status)
 }
 
 // SnapshotsService checkpoints sandboxes and branches new sandboxes from

@@ -377,4 +377,6 @@ func TestSnapshotFailedError_MatchesNoSentinel(t *testing.T) {
 		assert.NotErrorIs(t, err, sentinel)
 	}
 	assert.Equal(t, "miosa: snapshot failed", (&miosa.SnapshotFailedError{}).Error())
+	assert.Equal(t, `miosa: snapshot snap_1 ended "failed"`,
+		(&miosa.SnapshotFailedError{Snapshot: &miosa.Snapshot{ID: "snap_1", Status: miosa.SnapshotFailed}}).Error())
 }
