@@ -31,25 +31,25 @@ const (
 // Snapshot is a point-in-time checkpoint of a sandbox: its disk, from which
 // Restore makes new sandboxes.
 type Snapshot struct {
-	ID string
+	ID string `json:"id"`
 	// SandboxID is the sandbox the snapshot was taken of.
-	SandboxID string
+	SandboxID string `json:"sandbox_id"`
 	// Status is read from "status", or "state" where a server names it so.
-	Status  SnapshotStatus
-	Comment string
+	Status  SnapshotStatus `json:"status"`
+	Comment string         `json:"comment"`
 	// Keep is true for a snapshot the server keeps until it is deleted,
 	// whatever its retention.
-	Keep bool
+	Keep bool `json:"keep"`
 	// Retention is how long the server keeps the snapshot (from
 	// retention_seconds); zero when it sent none.
-	Retention time.Duration
+	Retention time.Duration `json:"-"`
 	// ExpiresAt, CreatedAt and LastUsedAt are zero when the server did not
 	// send them (a kept snapshot does not expire).
-	ExpiresAt  time.Time
-	CreatedAt  time.Time
-	LastUsedAt time.Time
+	ExpiresAt  time.Time `json:"expires_at"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
 	// Raw is the object exactly as the server sent it.
-	Raw json.RawMessage
+	Raw json.RawMessage `json:"-"`
 }
 
 // snapshotWire is a snapshot as servers send it: ids as strings or
@@ -104,14 +104,12 @@ type snapshotCreateBody struct {
 }
 
 func (p SnapshotCreateParams) body() (snapshotCreateBody, error) {
-	var retention *int64
+	var retention *time.Duration // unset: not sent
 	if p.Retention != 0 {
-		var err error
-		if retention, err = wholeSeconds("snapshot retention", &p.Retention); err != nil {
-			return snapshotCreateBody{}, err
-		}
+		retention = &p.Retention
 	}
-	return snapshotCreateBody{Comment: p.Comment, Keep: p.Keep, RetentionSeconds: retention}, nil
+	secs, err := wholeSeconds("snapshot retention", retention)
+	return snapshotCreateBody{Comment: p.Comment, Keep: p.Keep, RetentionSeconds: secs}, err
 }
 
 // SnapshotFailedError is returned by Snapshots.WaitReady when the snapshot
