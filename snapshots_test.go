@@ -142,11 +142,19 @@ func TestSnapshotsRestore_WaitsOutASnapshotThatIsNotReadyYet(t *testing.T) {
 		start := time.Now()
 		_, err = client.Snapshots.Restore(t.Context(), sb.ID, snap.ID)
 		require.NoError(t, err)
-		assert.Equal(t, 2*time.Second, time.Since(start), "the 409 SNAPSHOT_NOT_READY's retry_after_ms is honoured")
+		// The hint says when the snapshot is due to be ready; a retry that
+		// arrives in the same instant as the snapshot's last step may meet
+		// it a moment early and wait once more, for the 1 ms left.
+		elapsed := time.Since(start)
+		assert.GreaterOrEqual(t, elapsed, 2*time.Second, "the 409 SNAPSHOT_NOT_READY's retry_after_ms is honoured")
+		assert.LessOrEqual(t, elapsed, 2*time.Second+time.Millisecond)
 		restores := srv.RequestsTo("POST", "/sandboxes/*/restore/*")
-		require.Len(t, restores, 2)
+		require.GreaterOrEqual(t, len(restores), 2)
 		assert.Equal(t, http.StatusConflict, restores[0].Status)
-		assert.Equal(t, restores[0].IdempotencyKey(), restores[1].IdempotencyKey())
+		assert.Equal(t, http.StatusCreated, restores[len(restores)-1].Status)
+		for _, r := range restores[1:] {
+			assert.Equal(t, restores[0].IdempotencyKey(), r.IdempotencyKey())
+		}
 	})
 }
 
