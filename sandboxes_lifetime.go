@@ -18,8 +18,8 @@ const (
 // (POST /sandboxes/{id}/extend, {"timeout_sec": by}) and returns the
 // sandbox. by is sent in whole seconds, a fraction rounded up; it must be
 // positive. Servers are known to read the number as a new timeout counted
-// from the moment the call arrives, so the sandbox then lives at least by
-// from now; the returned sandbox's Timeout says what the server applied.
+// from the moment the call arrives, so the timeout then runs out by after
+// the call; the returned sandbox's Timeout says what the server applied.
 //
 // Extending twice is not extending once, so the call is not sent again once
 // it may have reached the server: a lost answer is an error matching
