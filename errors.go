@@ -39,7 +39,8 @@ var (
 	// may or may not have acted on it. The cause is wrapped too.
 	ErrOutcomeUnknown = errors.New("miosa: outcome unknown: the request was sent but no answer came back")
 	// ErrWaitTimeout is returned when a status wait (WaitForStatus,
-	// WaitForBuild) runs out of time before the wanted state is reached.
+	// WaitForBuild, WaitReady) runs out of time before the wanted state is
+	// reached.
 	ErrWaitTimeout = errors.New("miosa: wait timed out")
 )
 

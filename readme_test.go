@@ -23,6 +23,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		{"## Templates", "templates_example_test.go"},
 		{"## Streaming exec output", "exec_example_test.go"},
 		{"## Files", "files_example_test.go"},
+		{"## Snapshots and sandbox lifetime", "snapshots_example_test.go"},
 		{"## Testing your code with miosatest", "miosatest/readme_test.go"},
 		// Every example that can talk to the real API chooses it the same way.
 		{"## Examples", "examples/quickstart/main.go"},
@@ -30,6 +31,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		{"## Examples", "examples/templates/main.go"},
 		{"## Examples", "examples/fanout/main.go"},
 		{"## Examples", "examples/cleanup/main.go"},
+		{"## Examples", "examples/snapshots/main.go"},
 	} {
 		t.Run(tc.original, func(t *testing.T) {
 			snippet := firstGoBlock(t, readme, tc.section)

@@ -105,6 +105,7 @@ type engine struct {
 	templates map[string]*template
 	builds    map[string]*build
 	failures  []string // reasons for the next builds that must fail
+	snapshots snapshotStore
 	timers    map[*time.Timer]struct{}
 
 	faults faultList
@@ -169,6 +170,24 @@ func (e *engine) routes() {
 		{"GET /computers/{id}/files", e.listFilesEntries},
 		{"DELETE /computers/{id}/files", e.deleteFile},
 		{"POST /computers/{id}/files/export", e.exportFile},
+
+		// The native sandbox lane, for the same machines (native.go), and
+		// snapshots (snapshots.go).
+		{"POST /sandboxes", e.idempotent(e.createNative)},
+		{"GET /sandboxes", e.listNative},
+		{"GET /sandboxes/{id}", e.getNative},
+		{"DELETE /sandboxes/{id}", e.deleteNative},
+		{"POST /sandboxes/{id}/stop", e.stopNative},
+		{"POST /sandboxes/{id}/extend", e.extendSandbox},
+		{"POST /sandboxes/{id}/pause", e.pauseSandbox},
+		{"POST /sandboxes/{id}/resume", e.idempotent(e.resumeSandbox)},
+		{"PATCH /sandboxes/{id}/tags", e.setTags},
+		{"GET /sandboxes/{id}/files/tree", e.fileTree},
+		{"POST /sandboxes/{id}/files/write-many", e.writeMany},
+		{"POST /sandboxes/{id}/snapshots", e.idempotent(e.createSnapshot)},
+		{"GET /sandboxes/{id}/snapshots", e.listSnapshots},
+		{"DELETE /sandboxes/{id}/snapshots/{snapshot_id}", e.deleteSnapshot},
+		{"POST /sandboxes/{id}/restore/{snapshot_id}", e.idempotent(e.restoreSnapshot)},
 
 		{"POST /sandboxes/{id}/fork", e.idempotent(e.forkSandbox)},
 		{"PATCH /sandboxes/{id}", e.updateSandbox},
