@@ -22,6 +22,9 @@ type Client struct {
 	Exec *ExecService
 	// Files moves files in and out of a computer or sandbox, streamed.
 	Files *FilesService
+	// Processes runs commands in the background on a sandbox and finds
+	// them again by their PID.
+	Processes *ProcessesService
 
 	// key is the API key, kept to scrub it from anything a server echoes.
 	key secret
@@ -74,6 +77,7 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	c.Computers = &ComputersService{client: c}
 	c.Exec = &ExecService{client: c}
 	c.Files = &FilesService{client: c}
+	c.Processes = &ProcessesService{client: c}
 	return c, nil
 }
 
