@@ -255,6 +255,18 @@ func TestProcesses_BadArgumentsFailBeforeAnyRequest(t *testing.T) {
 			_, err := c.Processes.Wait(ctx, "sb_1", "1", WaitOptions{Timeout: -1})
 			return err
 		},
+		"follow: empty pid": func() error {
+			for _, err := range c.Processes.Follow(ctx, "sb_1", "") {
+				return err
+			}
+			return nil
+		},
+		"follow: empty sandbox": func() error {
+			for _, err := range c.Processes.Follow(ctx, "", "1") {
+				return err
+			}
+			return nil
+		},
 	}
 	for name, call := range calls {
 		err := call()

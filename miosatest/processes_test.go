@@ -506,3 +506,84 @@ func waitForLogs(t *testing.T, client *miosa.Client, id, pid, want string) {
 	}
 	t.Fatalf("logs are %q, want %q", logs, want)
 }
+
+// A user's test can prove that output is neither lost nor repeated when the
+// stream is cut mid-way: with event ids the client resumes where it broke.
+func TestProcesses_FollowAcrossCutStreamsLosesNothing(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	var lines []miosatest.ExecLine
+	var want []miosa.ExecEvent
+	for i := range 10 {
+		text := strings.Repeat("#", i+1)
+		lines = append(lines, miosatest.ExecLine{Text: text, Stderr: i%3 == 0, Delay: time.Millisecond})
+		kind := miosa.ExecStdout
+		if i%3 == 0 {
+			kind = miosa.ExecStderr
+		}
+		want = append(want, miosa.ExecEvent{Kind: kind, Line: text})
+	}
+	want = append(want, miosa.ExecEvent{Kind: miosa.ExecExit, ExitCode: 7})
+	srv.HandleProcess("build", miosatest.ProcessScript{Lines: lines, ExitCode: 7, CutStreamAfter: 3})
+	client := srv.Client()
+	id := sandbox(t, srv)
+	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "build"})
+	require.NoError(t, err)
+
+	var got []miosa.ExecEvent
+	for ev, err := range client.Processes.Follow(t.Context(), id, p.PID) {
+		require.NoError(t, err)
+		got = append(got, ev)
+	}
+	assert.Equal(t, want, got)
+	streams := srv.RequestsTo("GET", "/sandboxes/*/processes/*/stream")
+	require.Len(t, streams, 4, "cut after every three events")
+	for i, r := range streams {
+		assert.Equal(t, []string{"", "3", "6", "9"}[i], r.Header.Get("Last-Event-ID"))
+	}
+}
+
+// Without event ids a cut stream cannot be resumed: the client says so.
+func TestProcesses_FollowWithoutIDsReportsTheGap(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	srv.HandleProcess("serve", miosatest.ProcessScript{
+		Lines: []miosatest.ExecLine{{Text: "one"}, {Text: "two"}}, UntilStopped: true, NoEventIDs: true, CutStreamAfter: 1,
+	})
+	client := srv.Client()
+	id := sandbox(t, srv)
+	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "serve"})
+	require.NoError(t, err)
+	var got []miosa.ExecEvent
+	var followErr error
+	for ev, err := range client.Processes.Follow(t.Context(), id, p.PID) {
+		if err != nil {
+			followErr = err
+			break
+		}
+		got = append(got, ev)
+	}
+	require.ErrorIs(t, followErr, miosa.ErrStreamGap)
+	assert.Equal(t, []miosa.ExecEvent{{Kind: miosa.ExecStdout, Line: "one"}}, got)
+	logs, err := client.Processes.Logs(t.Context(), id, p.PID, miosa.ProcessLogsParams{})
+	require.NoError(t, err)
+	assert.Equal(t, "one\ntwo\n", logs, "what the stream lost, the logs still have")
+}
+
+func TestLocalShell_FollowARealProcess(t *testing.T) {
+	client, id := localShellSandbox(t)
+	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{
+		Command: `echo up; while read -r line; do echo "got $line"; [ "$line" = bye ] && exit 4; done`,
+	})
+	require.NoError(t, err)
+	var got []miosa.ExecEvent
+	for ev, err := range client.Processes.Follow(t.Context(), id, p.PID) {
+		require.NoError(t, err)
+		got = append(got, ev)
+		if ev.Line == "up" {
+			require.NoError(t, client.Processes.WriteStdin(t.Context(), id, p.PID, "hello\nbye\n"))
+		}
+	}
+	assert.Equal(t, []miosa.ExecEvent{
+		{Kind: miosa.ExecStdout, Line: "up"}, {Kind: miosa.ExecStdout, Line: "got hello"},
+		{Kind: miosa.ExecStdout, Line: "got bye"}, {Kind: miosa.ExecExit, ExitCode: 4},
+	}, got)
+}
