@@ -42,8 +42,9 @@ const (
 // exit event (or its exit event carries an error or no exit code), Follow
 // asks Get:
 //   - a process that has ended yields its ExecExit with the exit code Get
-//     reports, once the server's stream has delivered all it kept (a stream
-//     that broke is opened again from the last event id, as below). A
+//     reports, once the server's stream has delivered all it kept: a stream
+//     that broke (rather than ended) is opened again from the last event id,
+//     as below, at most five times. A
 //     process that ended without an exit code (the server does not say)
 //     ends the sequence with an error matching ErrOutcomeUnknown: a missing
 //     code is never reported as 0.
@@ -136,7 +137,8 @@ const (
 // run follows the process until its exit is yielded, the caller stops, or
 // the error it returns.
 func (f *processFollow) run(ctx context.Context) error {
-	quiet := 0 // connections in a row that brought nothing
+	quiet := 0  // connections in a row that brought nothing
+	drains := 0 // connections opened again after the process ended
 	for {
 		opened := time.Now()
 		end, progress, err := f.connect(ctx)
@@ -163,6 +165,13 @@ func (f *processFollow) run(ctx context.Context) error {
 			quiet = 0
 		} else if quiet++; quiet > maxFollowReconnects {
 			return f.gap(fmt.Errorf("the stream ended %d times in a row without an event: %w", quiet, err))
+		}
+		if !p.Running() {
+			// What an ended process wrote is finite: a stream that keeps
+			// breaking before its end is not read again and again.
+			if drains++; drains > maxFollowReconnects {
+				return f.gap(fmt.Errorf("the process ended, and its stream broke %d times before its end: %w", drains, err))
+			}
 		}
 		conf, err := f.processes.client.settingsFor(f.opts)
 		if err != nil {
@@ -210,7 +219,8 @@ func (f *processFollow) connect(ctx context.Context) (end streamEnd, progress bo
 				skipping = events.lastID == ""
 			}
 			if events.lastID != idBefore {
-				f.lastID, f.lineSinceID, progress = events.lastID, false, true
+				progress = progress || events.lastID != f.lastID
+				f.lastID, f.lineSinceID = events.lastID, false
 			}
 			ev, ok, err := f.decode(raw)
 			switch {

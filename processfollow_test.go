@@ -335,6 +335,20 @@ func TestProcessesFollow_AStreamBrokenAfterTheProcessEndedIsReadToItsEnd(t *test
 	assert.Equal(t, []miosa.ExecEvent{stdout("one"), stdout("written before it ended"), exitWith(1)}, events)
 }
 
+func TestProcessesFollow_AnEndedProcessIsNotReadAgainAndAgain(t *testing.T) {
+	f := newFollowFake(t, false, func(w http.ResponseWriter, r *http.Request, n int) {
+		sseOpen(w)
+		sseSend(w, line(n, "stdout", "more")) // a new line every time, never the end
+		cut(w)
+	}, processAnswer("exited", "0"))
+	events, err := follow(t, f.client(t))
+	require.ErrorIs(t, err, miosa.ErrStreamGap)
+	assert.Contains(t, err.Error(), "broke 6 times before its end")
+	assert.Len(t, events, 6)
+	streams, _ := f.counts()
+	assert.Equal(t, 6, streams)
+}
+
 func TestProcessesFollow_AnExitCarryingAnErrorIsResumed(t *testing.T) {
 	f := newFollowFake(t, false, func(w http.ResponseWriter, r *http.Request, n int) {
 		sseOpen(w)
