@@ -44,10 +44,9 @@ const (
 //   - a process that has ended yields its ExecExit with the exit code Get
 //     reports, once the server's stream has delivered all it kept: a stream
 //     that broke (rather than ended) is opened again from the last event id,
-//     as below, at most five times. A
-//     process that ended without an exit code (the server does not say)
-//     ends the sequence with an error matching ErrOutcomeUnknown: a missing
-//     code is never reported as 0.
+//     as below, at most five times. A process that ended without an exit
+//     code (the server does not say) ends the sequence with an error
+//     matching ErrOutcomeUnknown: a missing code is never reported as 0.
 //   - a process that still runs is followed again from where the stream
 //     broke: the stream is opened again with Last-Event-ID, the id of the
 //     last event received. That needs the server to have sent event ids
@@ -159,7 +158,7 @@ func (f *processFollow) run(ctx context.Context) error {
 		case !p.Running() && end == streamClosed:
 			return f.exit(p)
 		case !f.resumable():
-			return f.gap(err)
+			return f.gap(fmt.Errorf("the server sent no event id to resume from after the last line: %w", err))
 		}
 		if progress || time.Since(opened) >= followSteadyTime {
 			quiet = 0

@@ -105,7 +105,6 @@ type sandboxProcesses struct {
 // listed; the rest are guarded by mu.
 type process struct {
 	pid                int
-	sandboxID          string
 	name, command, cwd string
 	startedAt          time.Time
 	noIDs              bool
@@ -384,7 +383,7 @@ func (e *engine) addProcess(sandboxID string, p *process) bool {
 		sp = &sandboxProcesses{nextPID: firstPID}
 		e.procs.bySandbox[sandboxID] = sp
 	}
-	p.pid, p.sandboxID = sp.nextPID, sandboxID
+	p.pid = sp.nextPID
 	sp.nextPID++
 	sp.procs = append(sp.procs, p)
 	e.procs.running.Add(1)
