@@ -68,14 +68,7 @@ func (f *followFake) respond(w http.ResponseWriter, r *http.Request, _ int) {
 
 func (f *followFake) client(t testing.TB, opts ...miosa.Option) *miosa.Client {
 	t.Helper()
-	base := []miosa.Option{
-		miosa.WithBaseURL(f.srv.URL + "/api/v1"),
-		miosa.WithHTTPClient(f.httpClient),
-		miosa.WithRetryDelay(0, 0),
-	}
-	c, err := miosa.NewClient(scriptedKey, append(base, opts...)...)
-	require.NoError(t, err)
-	return c
+	return countingClient(t, f.srv.URL+"/api/v1", f.httpClient, opts...)
 }
 
 // streamRequests returns the stream requests the fake received.

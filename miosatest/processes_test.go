@@ -152,14 +152,9 @@ func TestProcesses_StartRefusesWhatTheAPIWould(t *testing.T) {
 func TestProcesses_StreamCarriesIDsAndResumesAfterLastEventID(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
 	finishedScript(srv)
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "build"})
-	require.NoError(t, err)
-	_, err = client.Processes.Wait(t.Context(), id, p.PID, processWait)
-	require.NoError(t, err)
+	_, id, pid := startProcess(t, srv, "build", true)
 
-	resp := openProcessStream(t, srv, id, p.PID, "")
+	resp := openProcessStream(t, srv, id, pid, "")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 	body, err := readStream(resp)
@@ -169,7 +164,7 @@ func TestProcesses_StreamCarriesIDsAndResumesAfterLastEventID(t *testing.T) {
 		"event: stdout\nid: 3\ndata: {\"line\":\"three\"}\n\n"+
 		"event: exit\nid: 4\ndata: {\"exit_code\":2}\n\n", body, "without Last-Event-ID: from the start")
 
-	body, err = readStream(openProcessStream(t, srv, id, p.PID, "2"))
+	body, err = readStream(openProcessStream(t, srv, id, pid, "2"))
 	require.NoError(t, err)
 	assert.Equal(t, "event: stdout\nid: 3\ndata: {\"line\":\"three\"}\n\n"+
 		"event: exit\nid: 4\ndata: {\"exit_code\":2}\n\n", body, "after Last-Event-ID 2")
@@ -178,13 +173,8 @@ func TestProcesses_StreamCarriesIDsAndResumesAfterLastEventID(t *testing.T) {
 func TestProcesses_StreamWithoutIDs(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
 	srv.HandleProcess("build", miosatest.ProcessScript{Lines: []miosatest.ExecLine{{Text: "one"}, {Text: "two"}}, NoEventIDs: true})
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "build"})
-	require.NoError(t, err)
-	_, err = client.Processes.Wait(t.Context(), id, p.PID, processWait)
-	require.NoError(t, err)
-	body, err := readStream(openProcessStream(t, srv, id, p.PID, "1"))
+	_, id, pid := startProcess(t, srv, "build", true)
+	body, err := readStream(openProcessStream(t, srv, id, pid, "1"))
 	require.NoError(t, err)
 	assert.Equal(t, "event: stdout\ndata: {\"line\":\"one\"}\n\nevent: stdout\ndata: {\"line\":\"two\"}\n\n"+
 		"event: exit\ndata: {\"exit_code\":0}\n\n", body, "no ids, and Last-Event-ID means nothing")
@@ -217,16 +207,11 @@ func TestProcesses_StreamCutAfterSomeEvents(t *testing.T) {
 	srv.HandleProcess("build", miosatest.ProcessScript{
 		Lines: []miosatest.ExecLine{{Text: "one"}, {Text: "two"}, {Text: "three"}}, CutStreamAfter: 2,
 	})
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "build"})
-	require.NoError(t, err)
-	_, err = client.Processes.Wait(t.Context(), id, p.PID, processWait)
-	require.NoError(t, err)
-	body, err := readStream(openProcessStream(t, srv, id, p.PID, ""))
+	_, id, pid := startProcess(t, srv, "build", true)
+	body, err := readStream(openProcessStream(t, srv, id, pid, ""))
 	require.Error(t, err, "the connection is cut, not ended")
 	assert.Equal(t, "event: stdout\nid: 1\ndata: {\"line\":\"one\"}\n\nevent: stdout\nid: 2\ndata: {\"line\":\"two\"}\n\n", body)
-	body, err = readStream(openProcessStream(t, srv, id, p.PID, "2"))
+	body, err = readStream(openProcessStream(t, srv, id, pid, "2"))
 	require.Error(t, err)
 	assert.Equal(t, "event: stdout\nid: 3\ndata: {\"line\":\"three\"}\n\nevent: exit\nid: 4\ndata: {\"exit_code\":0}\n\n", body,
 		"every connection is cut after two events")
@@ -235,12 +220,9 @@ func TestProcesses_StreamCutAfterSomeEvents(t *testing.T) {
 func TestProcesses_StreamFaultCutsAtOnce(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
 	finishedScript(srv)
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "build"})
-	require.NoError(t, err)
+	_, id, pid := startProcess(t, srv, "build", false)
 	srv.Inject(miosatest.Fault{Method: "GET", Path: "/sandboxes/*/processes/*/stream", Drop: miosatest.DropMidAnswer})
-	resp := openProcessStream(t, srv, id, p.PID, "")
+	resp := openProcessStream(t, srv, id, pid, "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	body, err := readStream(resp)
 	require.Error(t, err, "cut after the headers")
@@ -257,22 +239,19 @@ func TestProcesses_StreamOfAnUnknownProcessIsNotFound(t *testing.T) {
 func TestProcesses_StopKillsAScriptedProcess(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
 	srv.HandleProcess("serve", miosatest.ProcessScript{Lines: []miosatest.ExecLine{{Text: "listening"}}, UntilStopped: true})
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "serve"})
-	require.NoError(t, err)
-	got, err := client.Processes.Get(t.Context(), id, p.PID)
+	client, id, pid := startProcess(t, srv, "serve", false)
+	got, err := client.Processes.Get(t.Context(), id, pid)
 	require.NoError(t, err)
 	assert.True(t, got.Running())
 
-	require.NoError(t, client.Processes.Stop(t.Context(), id, p.PID))
-	got, err = client.Processes.Wait(t.Context(), id, p.PID, processWait)
+	require.NoError(t, client.Processes.Stop(t.Context(), id, pid))
+	got, err = client.Processes.Wait(t.Context(), id, pid, processWait)
 	require.NoError(t, err)
 	assert.Equal(t, miosa.ProcessKilled, got.Status)
 	require.NotNil(t, got.ExitCode)
 	assert.Equal(t, 143, *got.ExitCode, "ended by SIGTERM")
-	require.NoError(t, client.Processes.Stop(t.Context(), id, p.PID), "stopping an ended process is no error")
-	assert.Equal(t, http.StatusNoContent, call(t, srv, "DELETE", "/sandboxes/"+id+"/processes/"+p.PID, "").status)
+	require.NoError(t, client.Processes.Stop(t.Context(), id, pid), "stopping an ended process is no error")
+	assert.Equal(t, http.StatusNoContent, call(t, srv, "DELETE", "/sandboxes/"+id+"/processes/"+pid, "").status)
 	assert.Equal(t, http.StatusNotFound, call(t, srv, "DELETE", "/sandboxes/"+id+"/processes/4242", "").status)
 }
 
@@ -334,34 +313,26 @@ func TestProcesses_LogsKeepsTheTail(t *testing.T) {
 		}
 	}
 	srv.HandleProcess("chatty", miosatest.ProcessScript{Lines: lines})
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "chatty"})
-	require.NoError(t, err)
-	_, err = client.Processes.Wait(t.Context(), id, p.PID, processWait)
-	require.NoError(t, err)
+	client, id, pid := startProcess(t, srv, "chatty", true)
 
-	logs, err := client.Processes.Logs(t.Context(), id, p.PID, miosa.ProcessLogsParams{})
+	logs, err := client.Processes.Logs(t.Context(), id, pid, miosa.ProcessLogsParams{})
 	require.NoError(t, err)
 	assert.Equal(t, want.String(), logs, "200 lines by default")
-	logs, err = client.Processes.Logs(t.Context(), id, p.PID, miosa.ProcessLogsParams{Tail: 2})
+	logs, err = client.Processes.Logs(t.Context(), id, pid, miosa.ProcessLogsParams{Tail: 2})
 	require.NoError(t, err)
 	assert.Equal(t, lines[298].Text+"\n"+lines[299].Text+"\n", logs)
-	assert.Equal(t, http.StatusBadRequest, call(t, srv, "GET", "/sandboxes/"+id+"/processes/"+p.PID+"/logs?tail=x", "").status)
+	assert.Equal(t, http.StatusBadRequest, call(t, srv, "GET", "/sandboxes/"+id+"/processes/"+pid+"/logs?tail=x", "").status)
 }
 
 func TestProcesses_EchoStdin(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
 	srv.HandleProcess("cat", miosatest.ProcessScript{UntilStopped: true, EchoStdin: true})
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "cat"})
-	require.NoError(t, err)
-	require.NoError(t, client.Processes.WriteStdin(t.Context(), id, p.PID, "hello\nworld\n"))
-	logs, err := client.Processes.Logs(t.Context(), id, p.PID, miosa.ProcessLogsParams{})
+	client, id, pid := startProcess(t, srv, "cat", false)
+	require.NoError(t, client.Processes.WriteStdin(t.Context(), id, pid, "hello\nworld\n"))
+	logs, err := client.Processes.Logs(t.Context(), id, pid, miosa.ProcessLogsParams{})
 	require.NoError(t, err)
 	assert.Equal(t, "hello\nworld\n", logs)
-	res := call(t, srv, "POST", "/sandboxes/"+id+"/processes/"+p.PID+"/stdin", `{"data":"x","extra":1}`)
+	res := call(t, srv, "POST", "/sandboxes/"+id+"/processes/"+pid+"/stdin", `{"data":"x","extra":1}`)
 	assert.Equal(t, http.StatusUnprocessableEntity, res.status)
 }
 
@@ -490,6 +461,22 @@ func localShellSandbox(t *testing.T) (*miosa.Client, string) {
 	return srv.Client(), sandbox(t, srv)
 }
 
+// startProcess starts command on a new sandbox of srv and, when ended is
+// set, waits for the process to end. It returns a client, the sandbox's id
+// and the process's pid.
+func startProcess(t *testing.T, srv *miosatest.Server, command string, ended bool) (*miosa.Client, string, string) {
+	t.Helper()
+	client := srv.Client()
+	id := sandbox(t, srv)
+	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: command})
+	require.NoError(t, err)
+	if ended {
+		_, err = client.Processes.Wait(t.Context(), id, p.PID, processWait)
+		require.NoError(t, err)
+	}
+	return client, id, p.PID
+}
+
 // waitForLogs polls a process's logs until they are want.
 func waitForLogs(t *testing.T, client *miosa.Client, id, pid, want string) {
 	t.Helper()
@@ -525,13 +512,10 @@ func TestProcesses_FollowAcrossCutStreamsLosesNothing(t *testing.T) {
 	}
 	want = append(want, miosa.ExecEvent{Kind: miosa.ExecExit, ExitCode: 7})
 	srv.HandleProcess("build", miosatest.ProcessScript{Lines: lines, ExitCode: 7, CutStreamAfter: 3})
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "build"})
-	require.NoError(t, err)
+	client, id, pid := startProcess(t, srv, "build", false)
 
 	var got []miosa.ExecEvent
-	for ev, err := range client.Processes.Follow(t.Context(), id, p.PID) {
+	for ev, err := range client.Processes.Follow(t.Context(), id, pid) {
 		require.NoError(t, err)
 		got = append(got, ev)
 	}
@@ -549,13 +533,10 @@ func TestProcesses_FollowWithoutIDsReportsTheGap(t *testing.T) {
 	srv.HandleProcess("serve", miosatest.ProcessScript{
 		Lines: []miosatest.ExecLine{{Text: "one"}, {Text: "two"}}, UntilStopped: true, NoEventIDs: true, CutStreamAfter: 1,
 	})
-	client := srv.Client()
-	id := sandbox(t, srv)
-	p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "serve"})
-	require.NoError(t, err)
+	client, id, pid := startProcess(t, srv, "serve", false)
 	var got []miosa.ExecEvent
 	var followErr error
-	for ev, err := range client.Processes.Follow(t.Context(), id, p.PID) {
+	for ev, err := range client.Processes.Follow(t.Context(), id, pid) {
 		if err != nil {
 			followErr = err
 			break
@@ -564,7 +545,7 @@ func TestProcesses_FollowWithoutIDsReportsTheGap(t *testing.T) {
 	}
 	require.ErrorIs(t, followErr, miosa.ErrStreamGap)
 	assert.Equal(t, []miosa.ExecEvent{{Kind: miosa.ExecStdout, Line: "one"}}, got)
-	logs, err := client.Processes.Logs(t.Context(), id, p.PID, miosa.ProcessLogsParams{})
+	logs, err := client.Processes.Logs(t.Context(), id, pid, miosa.ProcessLogsParams{})
 	require.NoError(t, err)
 	assert.Equal(t, "one\ntwo\n", logs, "what the stream lost, the logs still have")
 }
