@@ -270,8 +270,9 @@ func (e *engine) authenticate(header string) (string, bool) {
 }
 
 // Close ends every open readiness stream, pending delay, running local
-// command and background process (and waits for the processes), and stops the timers that move resources along. It does not close
-// connections; the HTTP server that serves the engine does.
+// command and background process (and waits for the processes), and stops
+// the timers that move resources along. It does not close connections; the
+// HTTP server that serves the engine does.
 func (e *engine) Close() {
 	e.once.Do(func() {
 		e.closeNow()
