@@ -24,6 +24,9 @@ type Client struct {
 	Files *FilesService
 	// Snapshots checkpoints sandboxes and restores new ones from them.
 	Snapshots *SnapshotsService
+	// Processes runs commands in the background on a sandbox and finds
+	// them again by their PID.
+	Processes *ProcessesService
 
 	// key is the API key, kept to scrub it from anything a server echoes.
 	key secret
@@ -77,6 +80,7 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	c.Exec = &ExecService{client: c}
 	c.Files = &FilesService{client: c}
 	c.Snapshots = &SnapshotsService{client: c}
+	c.Processes = &ProcessesService{client: c}
 	return c, nil
 }
 

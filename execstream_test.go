@@ -66,14 +66,7 @@ func (f *execStreamFake) respond(w http.ResponseWriter, r *http.Request, _ int) 
 
 func (f *execStreamFake) client(t testing.TB, opts ...miosa.Option) *miosa.Client {
 	t.Helper()
-	base := []miosa.Option{
-		miosa.WithBaseURL(f.srv.URL + "/api/v1"),
-		miosa.WithHTTPClient(f.httpClient),
-		miosa.WithRetryDelay(0, 0),
-	}
-	c, err := miosa.NewClient(scriptedKey, append(base, opts...)...)
-	require.NoError(t, err)
-	return c
+	return countingClient(t, f.srv.URL+"/api/v1", f.httpClient, opts...)
 }
 
 // allConnectionsClosed closes the client's idle connections and reports

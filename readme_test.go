@@ -22,6 +22,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		{"## Quick start", "sandboxes_example_test.go"},
 		{"## Templates", "templates_example_test.go"},
 		{"## Streaming exec output", "exec_example_test.go"},
+		{"## Background processes", "processes_example_test.go"},
 		{"## Files", "files_example_test.go"},
 		{"## Snapshots and sandbox lifetime", "snapshots_example_test.go"},
 		{"## Testing your code with miosatest", "miosatest/readme_test.go"},

@@ -10,8 +10,9 @@
 // like a careful server, and errors use the API's error envelope. On top of
 // that it records every request, answers exec calls with results you
 // register, streams exec output line by line (scripted with delays and
-// faults by HandleExecStream, or the real output of WithLocalShell), and
-// injects faults on demand.
+// faults by HandleExecStream, or the real output of WithLocalShell), keeps
+// a table of background processes per sandbox (scripted by HandleProcess,
+// or real under WithLocalShell), and injects faults on demand.
 //
 // A test of your own code, copy-paste ready:
 //

@@ -116,6 +116,7 @@ type engine struct {
 	streams execStreams
 	shell   localShell
 	exports exportStore
+	procs   processTable
 }
 
 // newEngine returns an engine configured by cfg, with defaults for unset fields.
@@ -195,6 +196,13 @@ func (e *engine) routes() {
 		{"GET /sandboxes/{id}/readiness", e.readiness},
 		{"GET /sandboxes/{id}/readiness/stream", e.readinessStream},
 		{"POST /sandboxes/{id}/exec/stream", e.execStream},
+		{"POST /sandboxes/{id}/processes", e.startProcess},
+		{"GET /sandboxes/{id}/processes", e.listProcesses},
+		{"GET /sandboxes/{id}/processes/{pid}", e.getProcess},
+		{"DELETE /sandboxes/{id}/processes/{pid}", e.stopProcess},
+		{"GET /sandboxes/{id}/processes/{pid}/logs", e.processLogs},
+		{"POST /sandboxes/{id}/processes/{pid}/stdin", e.writeProcessStdin},
+		{"GET /sandboxes/{id}/processes/{pid}/stream", e.processStream},
 
 		{"GET /sandbox-templates", e.listTemplates},
 		{"POST /sandbox-templates", e.idempotent(e.createTemplate)},
@@ -280,9 +288,10 @@ func (e *engine) authenticate(header string) (string, bool) {
 	return "", true
 }
 
-// Close ends every open readiness stream, pending delay and running local
-// command, and stops the timers that move resources along. It does not close
-// connections; the HTTP server that serves the engine does.
+// Close ends every open readiness stream, pending delay, running local
+// command and background process (and waits for the processes), and stops
+// the timers that move resources along. It does not close connections; the
+// HTTP server that serves the engine does.
 func (e *engine) Close() {
 	e.once.Do(func() {
 		e.closeNow()
@@ -293,6 +302,8 @@ func (e *engine) Close() {
 		}
 		clear(e.timers)
 		e.mu.Unlock()
+		// Every background process was killed by closeNow.
+		e.procs.running.Wait()
 	})
 }
 
