@@ -22,6 +22,8 @@ type Client struct {
 	Exec *ExecService
 	// Files moves files in and out of a computer or sandbox, streamed.
 	Files *FilesService
+	// Desktop sees and drives a desktop computer's screen.
+	Desktop *DesktopService
 
 	// key is the API key, kept to scrub it from anything a server echoes.
 	key secret
@@ -74,6 +76,7 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	c.Computers = &ComputersService{client: c}
 	c.Exec = &ExecService{client: c}
 	c.Files = &FilesService{client: c}
+	c.Desktop = &DesktopService{client: c}
 	return c, nil
 }
 
