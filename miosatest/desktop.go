@@ -542,7 +542,7 @@ func (e *engine) screenshotRegion(w http.ResponseWriter, r *http.Request) {
 // writeScreenshot answers with img encoded as PNG, or, when there is no
 // image, with the refusal rp. The PNG is sent with its Content-Length, so
 // that a DropMidAnswer fault can cut it halfway.
-func (e *engine) writeScreenshot(w http.ResponseWriter, img image.Image, rp reply) {
+func (e *engine) writeScreenshot(w http.ResponseWriter, img *image.Paletted, rp reply) {
 	if img == nil {
 		e.write(w, rp)
 		return
