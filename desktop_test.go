@@ -648,7 +648,10 @@ func TestDesktopScreenshot_ImagesThatEndEarlyAreErrorsWithTheCount(t *testing.T)
 		}, pngHeaderSize, "ends before its IEND chunk"},
 		{"garbage after the header", func(w http.ResponseWriter) {
 			_, _ = w.Write(append(img[:pngHeaderSize:pngHeaderSize], "\x00\x00\x00\x04!!!!garbage and more"...))
-		}, pngHeaderSize + 24, `the PNG image is malformed: a chunk of type "!!!!"`},
+		}, pngHeaderSize + 24, "ends before its IEND chunk"},
+		{"a chunk longer than PNG allows", func(w http.ResponseWriter) {
+			_, _ = w.Write(append(img[:pngHeaderSize:pngHeaderSize], "\xff\xff\xff\xffIDATxxxx"...))
+		}, pngHeaderSize + 12, "the PNG image is malformed: a chunk claims 4294967295 bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

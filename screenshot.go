@@ -207,8 +207,10 @@ func (b *pngBody) readCapped(p []byte) (int, error) {
 func (b *pngBody) Close() error { return b.body.Close() }
 
 // pngChunks follows the chunks of a PNG image after its IHDR as their
-// bytes go by: each a 4-byte length, a 4-letter type, the data and a
-// 4-byte CRC, up to the IEND chunk. What follows IEND is not looked at.
+// bytes go by: each a 4-byte length, a 4-byte type, the data and a 4-byte
+// CRC, up to the IEND chunk. Like Go's own decoder, it does not look into
+// chunks (nor at what follows IEND): the lengths are enough to know where
+// the image ends.
 type pngChunks struct {
 	skip   int64   // bytes of the current chunk's data and CRC still to come
 	next   [8]byte // the next chunk's length and type, as far as they came
@@ -233,21 +235,11 @@ func (c *pngChunks) walk(p []byte) error {
 		}
 		c.nextAt = 0
 		length := binary.BigEndian.Uint32(c.next[:4])
-		if length > maxPNGChunk || !isChunkType(c.next[4:]) {
-			return fmt.Errorf("the PNG image is malformed: a chunk of type %q and length %d", c.next[4:], length)
+		if length > maxPNGChunk {
+			return fmt.Errorf("the PNG image is malformed: a chunk claims %d bytes", length)
 		}
 		c.iend = string(c.next[4:]) == "IEND"
 		c.skip = int64(length) + 4 // and the CRC
 	}
 	return nil
-}
-
-// isChunkType reports whether t is a PNG chunk type: four ASCII letters.
-func isChunkType(t []byte) bool {
-	for _, c := range t {
-		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
-			return false
-		}
-	}
-	return true
 }
