@@ -196,7 +196,9 @@ type DesktopService struct {
 
 // Screenshot streams a PNG image of the whole screen into w
 // (GET /computers/{id}/desktop/screenshot) and returns its size, read from
-// the PNG's header. See ScreenshotRegion for what is checked.
+// the PNG's header. It changes nothing on the server and is retried like a
+// read until the first byte reached w. What is checked before that, and
+// what a failure returns, is as for ScreenshotRegion.
 func (s *DesktopService) Screenshot(ctx context.Context, computerID string, w io.Writer, opts ...Option) (*Screenshot, error) {
 	return s.screenshot(ctx, computerID, "screenshot", call{method: http.MethodGet}, w, opts)
 }
@@ -238,8 +240,8 @@ type regionBody struct {
 	Height int `json:"height"`
 }
 
-// screenAccept is the Accept header of screenshots.
-var screenAccept = []string{"image/png"}
+// pngAccept is the Accept header of screenshots.
+var pngAccept = []string{"image/png"}
 
 func (s *DesktopService) screenshot(ctx context.Context, computerID, route string, op call, w io.Writer, opts []Option) (*Screenshot, error) {
 	p, err := desktopPath(computerID, route)
@@ -254,7 +256,7 @@ func (s *DesktopService) screenshot(ctx context.Context, computerID, route strin
 		return nil, err
 	}
 	var shot *Screenshot
-	op.path, op.accept = p, screenAccept
+	op.path, op.accept = p, pngAccept
 	op.consume = func(resp *http.Response) error {
 		var err error
 		shot, err = streamScreenshot(ctx, w, resp, conf.maxResponseBytes)
@@ -282,25 +284,21 @@ func (s *DesktopService) Click(ctx context.Context, computerID string, at image.
 		if params.Double {
 			return s.act(ctx, computerID, "double-click", pointBody{X: at.X, Y: at.Y}, opts)
 		}
-		return s.act(ctx, computerID, "click", clickBody{X: at.X, Y: at.Y}, opts)
+		return s.act(ctx, computerID, "click", pointBody{X: at.X, Y: at.Y}, opts)
 	case ButtonRight, ButtonMiddle:
 		if params.Double {
 			return fmt.Errorf("%w: a double click is of the left button only, not %q", ErrInvalidParams, params.Button)
 		}
-		return s.act(ctx, computerID, "click", clickBody{X: at.X, Y: at.Y, Button: params.Button}, opts)
+		return s.act(ctx, computerID, "click", pointBody{X: at.X, Y: at.Y, Button: params.Button}, opts)
 	}
 	return fmt.Errorf("%w: unknown mouse button %q: use ButtonLeft, ButtonRight or ButtonMiddle", ErrInvalidParams, params.Button)
 }
 
+// pointBody is the body of a click, a double click and a move.
 type pointBody struct {
-	X int `json:"x"`
-	Y int `json:"y"`
-}
-
-type clickBody struct {
 	X      int         `json:"x"`
 	Y      int         `json:"y"`
-	Button MouseButton `json:"button,omitzero"` // left when absent
+	Button MouseButton `json:"button,omitzero"` // a click's; left when absent
 }
 
 // Move moves the pointer to the point to without clicking
@@ -356,7 +354,8 @@ func (s *DesktopService) Scroll(ctx context.Context, computerID string, params S
 		if err := checkPoint("scroll", *params.At); err != nil {
 			return err
 		}
-		body.X, body.Y = &params.At.X, &params.At.Y
+		x, y := params.At.X, params.At.Y
+		body.X, body.Y = &x, &y
 	}
 	asClicks, asAmount := body, body
 	asClicks.Clicks, asAmount.Amount = clicks, clicks

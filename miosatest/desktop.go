@@ -116,7 +116,7 @@ type DesktopAction struct {
 	// count.
 	Direction string
 	Clicks    int
-	// Text and Delay are typing's, Delay as sent (milliseconds).
+	// Text is what was typed, Delay the pause between keys it asked for.
 	Text  string
 	Delay time.Duration
 	// Key is the key pressed, e.g. "Return" or "ctrl+c".
