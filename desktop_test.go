@@ -774,7 +774,10 @@ func TestDesktopScreenshot_BoundedByTheResponseSizeLimit(t *testing.T) {
 				}
 			}
 		})
-		shot, err := newTestClient(t, base).Desktop.Screenshot(t.Context(), "cmp_1", io.Discard, WithMaxResponseSize(1<<20))
+		// Bounded, so that a client without the cap fails instead of hanging.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		shot, err := newTestClient(t, base).Desktop.Screenshot(ctx, "cmp_1", io.Discard, WithMaxResponseSize(1<<20))
 		require.ErrorContains(t, err, "more than 1048576 bytes")
 		assert.EqualValues(t, 1<<20, shot.Bytes)
 		assert.Equal(t, 1, rec.count())
