@@ -214,7 +214,8 @@ func (s *DesktopService) Screenshot(ctx context.Context, computerID string, w io
 // error and w is left untouched. The image is then copied as it arrives,
 // never held whole in memory, and must end with the PNG's IEND chunk (and
 // its Content-Length, when declared). The answer is bounded by
-// WithMaxResponseSize, by ctx, and by 30 seconds without a byte.
+// WithMaxResponseSize, by ctx, and by 30 seconds without a byte;
+// WithRequestTimeout bounds only the wait for its headers.
 //
 // Taking a screenshot changes nothing, so it is retried like a read, but
 // only until the first byte reached w. A failure after that is returned
