@@ -22,11 +22,13 @@ type Client struct {
 	Exec *ExecService
 	// Files moves files in and out of a computer or sandbox, streamed.
 	Files *FilesService
-	// Snapshots checkpoints sandboxes and restores new ones from them.
-	Snapshots *SnapshotsService
+	// Desktop sees and drives a desktop computer's screen.
+	Desktop *DesktopService
 	// Processes runs commands in the background on a sandbox and finds
 	// them again by their PID.
 	Processes *ProcessesService
+	// Snapshots checkpoints sandboxes and restores new ones from them.
+	Snapshots *SnapshotsService
 
 	// key is the API key, kept to scrub it from anything a server echoes.
 	key secret
@@ -79,8 +81,9 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	c.Computers = &ComputersService{client: c}
 	c.Exec = &ExecService{client: c}
 	c.Files = &FilesService{client: c}
-	c.Snapshots = &SnapshotsService{client: c}
+	c.Desktop = &DesktopService{client: c}
 	c.Processes = &ProcessesService{client: c}
+	c.Snapshots = &SnapshotsService{client: c}
 	return c, nil
 }
 

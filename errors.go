@@ -49,6 +49,11 @@ var (
 	// process wrote after the break was not yielded. Logs returns what the
 	// server kept.
 	ErrStreamGap = errors.New("miosa: stream gap: the followed stream broke while the process still ran, and output may be missing")
+	// ErrActionFailed matches a desktop action the server answered with a
+	// 2xx status and a body declaring failure ("success": false or "ok":
+	// false). The error is an *APIError with that status and the server's
+	// message. It is not retried.
+	ErrActionFailed = errors.New("miosa: action failed")
 )
 
 // APIError is a non-2xx answer from the MIOSA API. Use errors.Is with the
@@ -121,10 +126,20 @@ var statusSentinels = map[int]error{
 }
 
 func statusSentinel(code int) error {
-	if code >= 500 && code <= 599 {
+	switch {
+	case code >= 500 && code <= 599:
 		return ErrServer
+	case code >= 200 && code <= 299:
+		// Only a failed desktop action is an error with a 2xx status.
+		return ErrActionFailed
 	}
 	return statusSentinels[code]
+}
+
+// statusMessage is the message of an error whose body says nothing: the
+// status and its text.
+func statusMessage(status int) string {
+	return strings.TrimSpace(fmt.Sprintf("%d %s", status, http.StatusText(status)))
 }
 
 // errorBody is every key an error body is known to use, at its top level
@@ -186,7 +201,7 @@ func parseErrorBody(status int, body []byte) *APIError {
 	}
 	e.Message = capText(strings.TrimSpace(e.Message), maxErrorMessage)
 	if e.Message == "" {
-		e.Message = strings.TrimSpace(fmt.Sprintf("%d %s", status, http.StatusText(status)))
+		e.Message = statusMessage(status)
 	}
 	e.Code = capText(e.Code, maxErrorCode)
 	return e

@@ -25,6 +25,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		{"## Background processes", "processes_example_test.go"},
 		{"## Files", "files_example_test.go"},
 		{"## Snapshots and sandbox lifetime", "snapshots_example_test.go"},
+		{"## Desktop", "desktop_example_test.go"},
 		{"## Testing your code with miosatest", "miosatest/readme_test.go"},
 		// Every example that can talk to the real API chooses it the same way.
 		{"## Examples", "examples/quickstart/main.go"},

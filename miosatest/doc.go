@@ -148,6 +148,26 @@
 //
 //	srv.Inject(miosatest.Fault{Path: "/computers/*/files/download", Drop: miosatest.DropMidAnswer})
 //
+// # Desktops
+//
+// Every machine of template "miosa-desktop" has a virtual screen,
+// WithScreenSize pixels (1024×768 by default), behind the desktop
+// endpoints. Screenshots are real PNG images drawn from its state (the
+// windows, the focused one's title bar, the pointer), of the whole screen
+// or of a region. Click, move, drag and a scroll at a point move the
+// pointer that the cursor endpoint reports; SetWindows sets the windows,
+// launch opens one and focus focuses one. Desktop reports the screen and
+// every action carried out, in order, with the text typed and the keys
+// pressed. A point off the screen is refused with 422; a sandbox has no
+// desktop (404 NO_DESKTOP); a stopped machine answers 409 NOT_RUNNING.
+// Servers disagree on three spellings, and the fake takes the first by
+// default: WithScrollAmount, WithLaunchAppName and WithIntegerWindowIDs
+// take the other, refusing the first with 422. WithOKActionAnswers answers
+// {"ok": true} instead of {"success": true}. An agent that must never click
+// twice is tested by losing the answer after the click:
+//
+//	srv.Inject(miosatest.Fault{Path: "/computers/*/desktop/click", Drop: miosatest.DropAfterAct})
+//
 // # Fake time
 //
 // With WithInMemoryNetwork the server and its clients talk over in-memory

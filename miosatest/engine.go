@@ -77,6 +77,8 @@ type engineConfig struct {
 	// LocalShell runs exec requests on this machine with /bin/sh and python3,
 	// each machine in its own temporary directory. It is not isolated.
 	LocalShell bool
+	// Desktop is how desktops behave: screen size, disputed spellings.
+	Desktop desktopConfig
 }
 
 const (
@@ -107,6 +109,7 @@ type engine struct {
 	failures  []string // reasons for the next builds that must fail
 	snapshots snapshotStore
 	timers    map[*time.Timer]struct{}
+	desktops  map[string]*screen // by machine id, made on first use
 
 	faults faultList
 	log    requestLog
@@ -189,6 +192,20 @@ func (e *engine) routes() {
 		{"GET /sandboxes/{id}/snapshots", e.listSnapshots},
 		{"DELETE /sandboxes/{id}/snapshots/{snapshot_id}", e.deleteSnapshot},
 		{"POST /sandboxes/{id}/restore/{snapshot_id}", e.idempotent(e.restoreSnapshot)},
+		// Desktop, on machines with one.
+		{"GET /computers/{id}/desktop/screenshot", e.screenshot},
+		{"POST /computers/{id}/desktop/screenshot/region", e.screenshotRegion},
+		{"GET /computers/{id}/desktop/cursor", e.cursor},
+		{"GET /computers/{id}/desktop/windows", e.windows},
+		{"POST /computers/{id}/desktop/click", e.desktopAction(ActionClick)},
+		{"POST /computers/{id}/desktop/double-click", e.desktopAction(ActionDoubleClick)},
+		{"POST /computers/{id}/desktop/move", e.desktopAction(ActionMove)},
+		{"POST /computers/{id}/desktop/drag", e.desktopAction(ActionDrag)},
+		{"POST /computers/{id}/desktop/scroll", e.desktopAction(ActionScroll)},
+		{"POST /computers/{id}/desktop/type", e.desktopAction(ActionType)},
+		{"POST /computers/{id}/desktop/key", e.desktopAction(ActionKey)},
+		{"POST /computers/{id}/desktop/window/focus", e.desktopAction(ActionFocus)},
+		{"POST /computers/{id}/desktop/launch", e.desktopAction(ActionLaunch)},
 
 		{"POST /sandboxes/{id}/fork", e.idempotent(e.forkSandbox)},
 		{"PATCH /sandboxes/{id}", e.updateSandbox},
