@@ -275,6 +275,19 @@ const maxListPages = 10_000
 // not yielded again: the walk ends there, with an error unless as many
 // computers as the meta's total have been yielded. After 10 000 pages the
 // walk yields an error saying the server still reports more.
+//
+// Range with two variables and check the error:
+//
+//	for c, err := range client.Computers.All(ctx, miosa.ComputerListParams{}) {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Println(c.ID, c.Status)
+//	}
+//
+// A loop with one variable (for c := range ...) compiles but drops the
+// error, so a listing cut short by a failure looks complete. Each range
+// over the returned sequence lists anew, from the first page.
 func (s *ComputersService) All(ctx context.Context, params ComputerListParams, opts ...Option) iter.Seq2[Computer, error] {
 	return func(yield func(Computer, error) bool) {
 		page := params // the caller's params are not modified

@@ -86,6 +86,13 @@ type execStreamBody struct {
 // timeout plus a 30 s margin: the server ends the command by then, so a
 // stream still open afterwards never will say how it ended, and the loop
 // gets an error matching ErrOutcomeUnknown and context.DeadlineExceeded.
+//
+// Range with two variables, for ev, err := range ...: a loop with one
+// (for ev := range ...) compiles but drops the error, so a command that
+// broke off looks like one that ended. Run with ExecParams.Stdout or Stderr
+// set streams the same way and returns every error. Stream ignores those
+// writers. Each range over the returned sequence sends the command anew:
+// ranging over the same value twice runs the command twice.
 func (s *ExecService) Stream(ctx context.Context, sandboxID string, params ExecParams, opts ...Option) iter.Seq2[ExecEvent, error] {
 	return func(yield func(ExecEvent, error) bool) {
 		op, err := execStreamCall(sandboxID, params)
@@ -138,7 +145,7 @@ func execStreamCall(sandboxID string, params ExecParams) (call, error) {
 // streamBlocking runs params through the blocking exec and yields its
 // result as a stream would: stdout lines, stderr lines, then the exit.
 func (s *ExecService) streamBlocking(ctx context.Context, id string, params ExecParams, opts []Option, yield func(ExecEvent, error) bool) {
-	res, err := s.Run(ctx, id, params, opts...)
+	res, err := s.runBlocking(ctx, id, params, opts)
 	if err != nil {
 		yield(ExecEvent{}, err)
 		return

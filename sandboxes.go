@@ -72,6 +72,10 @@ func (s *SandboxesService) List(ctx context.Context, opts ...Option) ([]Sandbox,
 // on failure, or when ctx ends, it yields one error and stops. Sandboxes
 // made from a custom template are not included: filter Computers.All by
 // that template's template_type.
+//
+// Range with two variables, for sb, err := range ..., and check err: a
+// loop with one variable compiles but drops the error, so a listing cut
+// short by a failure looks complete. Each range lists anew.
 func (s *SandboxesService) All(ctx context.Context, opts ...Option) iter.Seq2[Sandbox, error] {
 	return func(yield func(Sandbox, error) bool) {
 		for c, err := range s.client.Computers.All(ctx, ComputerListParams{}, opts...) {
