@@ -173,7 +173,7 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 			return response{}, failure
 		}
 		if err := retry.Sleep(ctx, wait); err != nil {
-			return response{}, fmt.Errorf("miosa: %s %s: %w while waiting to retry; last attempt: %w", op.method, op.path, err, failure)
+			return response{}, errorf("miosa: %s %s: %w while waiting to retry; last attempt: %w", op.method, op.path, err, failure)
 		}
 	}
 }
@@ -427,7 +427,8 @@ func (c *Client) newAPIError(op *call, conf *settings, key string, res *response
 // transportError wraps a failure to get an answer. When the request may
 // have reached the server and must not be sent twice, it also matches
 // ErrOutcomeUnknown. Go's HTTP client quotes what it could not parse, so
-// the text is made one capped line without the key, like any server text.
+// the text is made one capped line without the key, like any server text,
+// that says "miosa: " once (see errorf).
 func (c *Client) transportError(op *call, err error) error {
 	var (
 		wrapped  error
@@ -443,7 +444,7 @@ func (c *Client) transportError(op *call, err error) error {
 		wrapped = fmt.Errorf("miosa: %s %s: %w", op.method, op.path, err)
 	}
 	text := wrapped.Error()
-	if clean := c.key.scrub(capText(text, maxTransportError)); clean != text {
+	if clean := c.key.scrub(capText(oncePrefixed(text), maxTransportError)); clean != text {
 		return &cleanedError{text: clean, err: wrapped}
 	}
 	return wrapped

@@ -151,7 +151,7 @@ func (s *SandboxesService) destroyAfterUse(ctx context.Context, id string, opts 
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	return fmt.Errorf("miosa: destroying sandbox %s after use: %w", id, err)
+	return errorf("miosa: destroying sandbox %s after use: %w", id, err)
 }
 
 // Delete deletes a sandbox (DELETE /computers/{id}). Like Computers.Delete it
