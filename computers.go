@@ -342,10 +342,11 @@ func bringsNew(items []Computer, seen map[string]bool) bool {
 	return false
 }
 
-// Delete deletes a computer (DELETE /computers/{id}). The server may refuse
-// to delete a running computer; Destroy stops it first. Like every DELETE it
-// is retried; a 404 to a retry counts as done, since the attempt whose
-// answer was lost may have deleted it.
+// Delete deletes a computer (DELETE /computers/{id}). The server refuses to
+// delete a computer that is not stopped this way (409, an error matching
+// ErrConflict whose message says to use Destroy); Destroy stops it first.
+// Like every DELETE it is retried; a 404 to a retry counts as done, since
+// the attempt whose answer was lost may have deleted it.
 func (s *ComputersService) Delete(ctx context.Context, id string, opts ...Option) error {
 	return s.delete(ctx, id, nil, opts)
 }
@@ -361,7 +362,12 @@ func (s *ComputersService) delete(ctx context.Context, id string, q url.Values, 
 	if err != nil {
 		return err
 	}
-	_, err = s.client.send(ctx, call{method: http.MethodDelete, path: path, query: q, goneIsDone: true}, opts)
+	op := call{method: http.MethodDelete, path: path, query: q, goneIsDone: true}
+	if q == nil {
+		// The server's own advice ("delete with force=true") names no Go call.
+		op.conflictHint = "use Computers.Destroy or Sandboxes.Destroy, which stop the machine and delete it"
+	}
+	_, err = s.client.send(ctx, op, opts)
 	return err
 }
 

@@ -88,6 +88,9 @@ type call struct {
 	// attempt after the first is success, because the attempt before may
 	// have removed the thing and lost its answer on the way back.
 	goneIsDone bool
+	// conflictHint, when set, is added to the message of a 409 answer: the
+	// call the caller should make instead.
+	conflictHint string
 }
 
 // replayable reports whether the call may be sent again after it may have
@@ -416,6 +419,9 @@ func (c *Client) newAPIError(op *call, conf *settings, key string, res *response
 	}
 	if res.status == http.StatusNotFound && e.Code == "" && !strings.HasSuffix(conf.baseURL, "/api/v1") {
 		e.Message += " (the base URL " + conf.baseURL + " does not end in /api/v1: is it the API root?)"
+	}
+	if res.status == http.StatusConflict && op.conflictHint != "" {
+		e.Message += " (" + op.conflictHint + ")"
 	}
 	e.RequestID = c.requestID(res.header)
 	e.IdempotencyKey = key

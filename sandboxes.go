@@ -156,13 +156,25 @@ func (s *SandboxesService) destroyAfterUse(ctx context.Context, id string, opts 
 
 // Delete deletes a sandbox (DELETE /computers/{id}). Like Computers.Delete it
 // does not force, and the API refuses to delete a running sandbox that way
-// (409 CONFLICT): Computers.Destroy stops and deletes in one call, and Use
-// destroys the sandbox it created.
+// (409, an error matching ErrConflict whose message says to use Destroy):
+// Destroy stops and deletes in one call, and Use destroys the sandbox it
+// created. It is retried like any DELETE; a 404 to a retry counts as done.
 func (s *SandboxesService) Delete(ctx context.Context, id string, opts ...Option) error {
 	if _, err := pathID("sandbox", id); err != nil {
 		return err
 	}
 	return s.client.Computers.Delete(ctx, id, opts...)
+}
+
+// Destroy stops and deletes a sandbox in one call
+// (DELETE /computers/{id}?force=true), as Computers.Destroy does, whatever
+// its state. It is retried like any DELETE; a 404 to a retry counts as
+// done, since the attempt whose answer was lost may have deleted it.
+func (s *SandboxesService) Destroy(ctx context.Context, id string, opts ...Option) error {
+	if _, err := pathID("sandbox", id); err != nil {
+		return err
+	}
+	return s.client.Computers.Destroy(ctx, id, opts...)
 }
 
 // SandboxForkParams describes the copy made by Fork. Every field is
