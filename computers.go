@@ -169,8 +169,10 @@ type computerWire struct {
 // field is optional and sent only when set.
 type ComputerCreateParams struct {
 	Name string `json:"name,omitzero"`
-	// TemplateType is the image; the server defaults to "miosa-desktop",
-	// and Sandboxes.Create to DefaultSandboxTemplate.
+	// TemplateType is the image: "miosa-desktop" (the server's default),
+	// "miosa-sandbox" (DefaultSandboxTemplate, the default of
+	// Sandboxes.Create), or the ID of a SandboxTemplate of yours that has
+	// been built.
 	TemplateType string `json:"template_type,omitzero"`
 	// Size is "small" (the server's default), "medium" or "large"; newer
 	// servers also accept "xs" and "xl".
@@ -179,16 +181,48 @@ type ComputerCreateParams struct {
 	ExternalWorkspaceID string         `json:"external_workspace_id,omitzero"`
 	ExternalUserID      string         `json:"external_user_id,omitzero"`
 	ExternalProjectID   string         `json:"external_project_id,omitzero"`
+	// Tags, AlwaysOn, Timeout and IdleTimeout are the settings
+	// Sandboxes.Update changes, set at creation instead. Tags is sent when
+	// non-nil (an empty slice as []).
+	Tags []string `json:"tags,omitzero"`
+	// AlwaysOn, sent as always_on when true, keeps the machine running when
+	// idle.
+	AlwaysOn bool `json:"always_on,omitzero"`
+	// Timeout and IdleTimeout are sent as timeout_sec and idle_timeout_sec
+	// when positive, in whole seconds, a fraction rounded up so a limit is
+	// never shortened; 0 leaves the server's default, and a negative
+	// duration is refused with ErrInvalidParams.
+	Timeout     time.Duration `json:"-"`
+	IdleTimeout time.Duration `json:"-"`
+}
+
+// computerCreateBody is the POST /computers body: the params' own fields,
+// and their durations in whole seconds.
+type computerCreateBody struct {
+	ComputerCreateParams
+	TimeoutSec     *int64 `json:"timeout_sec,omitempty"`
+	IdleTimeoutSec *int64 `json:"idle_timeout_sec,omitempty"`
 }
 
 // computerSizes are the sizes a server is known to accept.
 var computerSizes = map[string]bool{"xs": true, "small": true, "medium": true, "large": true, "xl": true}
 
-func (p ComputerCreateParams) validate() error {
-	if p.Size != "" && !computerSizes[p.Size] {
-		return fmt.Errorf("%w: size %q: want one of xs, small, medium, large, xl", ErrInvalidParams, p.Size)
+// body checks p and returns the request body that creates it.
+func (p ComputerCreateParams) body() (computerCreateBody, error) {
+	switch {
+	case p.Size != "" && !computerSizes[p.Size]:
+		return computerCreateBody{}, fmt.Errorf("%w: size %q: want one of xs, small, medium, large, xl", ErrInvalidParams, p.Size)
+	case p.Timeout < 0 || p.IdleTimeout < 0:
+		return computerCreateBody{}, fmt.Errorf("%w: create Timeout and IdleTimeout must not be negative (0 leaves the server's default)", ErrInvalidParams)
 	}
-	return nil
+	b := computerCreateBody{ComputerCreateParams: p}
+	if p.Timeout > 0 {
+		b.TimeoutSec, _ = wholeSeconds("timeout", &p.Timeout)
+	}
+	if p.IdleTimeout > 0 {
+		b.IdleTimeoutSec, _ = wholeSeconds("idle timeout", &p.IdleTimeout)
+	}
+	return b, nil
 }
 
 // ComputerListParams filters and pages Computers.List. Zero fields are not
@@ -225,11 +259,12 @@ type ComputersService service
 // it, usually still "creating". The call carries an Idempotency-Key, reused on
 // every retry, so it creates at most one computer.
 func (s *ComputersService) Create(ctx context.Context, params ComputerCreateParams, opts ...Option) (*Computer, error) {
-	if err := params.validate(); err != nil {
+	body, err := params.body()
+	if err != nil {
 		return nil, err
 	}
 	return sendForObject[Computer](ctx, s.client, call{
-		method: http.MethodPost, path: "/computers", body: params, keyed: true,
+		method: http.MethodPost, path: "/computers", body: body, keyed: true,
 	}, opts, computerEnvelopeKeys...)
 }
 

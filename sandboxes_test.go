@@ -191,6 +191,26 @@ func TestDelete_AConflictSaysToUseDestroy(t *testing.T) {
 	})
 }
 
+func TestSandboxesCreate_TheFakeAppliesTheSandboxSettings(t *testing.T) {
+	srv := miosatest.NewServer(t)
+	c := srv.Client()
+	sb, err := c.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{
+		Tags: []string{"eval"}, AlwaysOn: true, Timeout: 1500 * time.Millisecond, IdleTimeout: 5 * time.Minute,
+	})
+	require.NoError(t, err)
+	fetched, err := c.Sandboxes.Get(t.Context(), sb.ID)
+	require.NoError(t, err)
+	for _, got := range []*miosa.Sandbox{sb, fetched} {
+		assert.Equal(t, []string{"eval"}, got.Tags)
+		assert.True(t, got.AlwaysOn)
+		assert.Equal(t, 2*time.Second, got.Timeout, "whole seconds, rounded up")
+		assert.Equal(t, 5*time.Minute, got.IdleTimeout)
+	}
+	creates := srv.RequestsTo("POST", "/computers")
+	require.Len(t, creates, 1)
+	assert.JSONEq(t, `{"template_type":"miosa-sandbox","tags":["eval"],"always_on":true,"timeout_sec":2,"idle_timeout_sec":300}`, string(creates[0].Body))
+}
+
 func TestSandboxesFork_SendsOnlySetFields(t *testing.T) {
 	tests := []struct {
 		name     string
