@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -238,4 +239,19 @@ func TestExecRun_WithoutWritersIsTheBlockingExec(t *testing.T) {
 	reqs := f.Requests()
 	require.Len(t, reqs, 1)
 	assert.True(t, strings.HasSuffix(reqs[0].Path, "/computers/sb_1/exec"))
+}
+
+// go doc lists a type's constants one line per declaration and elides the
+// rest of a const block: every kind of event must show without -all, above
+// all ExecExit, which every loop has to handle.
+func TestGoDoc_ListsEveryExecEventKind(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	out, err := exec.Command(goTool, "doc", ".", "ExecEventKind").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, kind := range []string{"ExecStdout", "ExecStderr", "ExecExit"} {
+		assert.Contains(t, string(out), "const "+kind+" ExecEventKind")
+	}
 }

@@ -19,12 +19,17 @@ import (
 // ExecEventKind says what an ExecEvent carries.
 type ExecEventKind string
 
-// The kinds of ExecEvent.
-const (
-	ExecStdout ExecEventKind = "stdout" // a line the command wrote to stdout
-	ExecStderr ExecEventKind = "stderr" // a line the command wrote to stderr
-	ExecExit   ExecEventKind = "exit"   // the command ended; always the last event
-)
+// The kinds of ExecEvent, each declared on its own so that go doc lists
+// every one of them under ExecEventKind.
+
+// ExecStdout is a line the command wrote to stdout.
+const ExecStdout ExecEventKind = "stdout"
+
+// ExecStderr is a line the command wrote to stderr.
+const ExecStderr ExecEventKind = "stderr"
+
+// ExecExit is the command's end, with its exit code: always the last event.
+const ExecExit ExecEventKind = "exit"
 
 // ExecEvent is one step of a streamed command: a line of its output, or its
 // exit.
