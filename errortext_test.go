@@ -25,8 +25,8 @@ import (
 type cancelOnLog struct{ cancel context.CancelFunc }
 
 func (h cancelOnLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h cancelOnLog) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h cancelOnLog) WithGroup(string) slog.Handler           { return h }
+func (h cancelOnLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h cancelOnLog) WithGroup(string) slog.Handler            { return h }
 func (h cancelOnLog) Handle(_ context.Context, r slog.Record) error {
 	retried := true
 	r.Attrs(func(a slog.Attr) bool {
