@@ -157,7 +157,11 @@ type FilesService service
 // and network failures), each attempt seeking r back to where it stood when
 // the call began; its end is taken when the call begins too (and sent as
 // the form's Content-Length), and a reader that then ends early fails the
-// call. Any other reader is sent once, chunked, and never retried. An
+// call. Any other reader is sent once, chunked, and never retried.
+//
+// Success needs the whole form sent: a 2xx answered before its last byte
+// left (the server cannot have stored the whole file) is an error matching
+// no sentinel, retried as a failure is when r can seek. An
 // upload the server stops taking bytes of for 30 seconds fails (a slow r
 // does not count). A reader that fails fails the call with an error saying
 // how many of its bytes were read. Upload does not return while a Read of r

@@ -784,3 +784,63 @@ func TestFilesUpload_ASlowReaderIsNotAStalledServer(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// zeros is an endless source of zero bytes to read at any offset.
+type zeros struct{}
+
+func (zeros) ReadAt(p []byte, _ int64) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func TestFilesUpload_ASuccessAnsweredBeforeTheWholeFormWasSentIsAnError(t *testing.T) {
+	t.Run("in memory", func(t *testing.T) {
+		for name, r := range map[string]func() io.Reader{
+			"a reader that can seek": func() io.Reader { return bytes.NewReader(make([]byte, 1<<20)) },
+			"a reader that cannot":   func() io.Reader { return onlyReader{bytes.NewReader(make([]byte, 1<<20))} },
+		} {
+			t.Run(name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					var calls atomic.Int32
+					client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+						calls.Add(1)
+						_, _ = io.ReadFull(r.Body, make([]byte, 100))
+						w.WriteHeader(http.StatusCreated) // and read no more
+						<-r.Context().Done()
+					}})
+					err := client.Files.Upload(t.Context(), "cmp_1", "/f", r(), FileUploadParams{})
+					require.ErrorIs(t, err, errAnsweredEarly)
+					assert.NotErrorIs(t, err, ErrOutcomeUnknown, "an answer came: it is the wrong one")
+					assert.Contains(t, err.Error(), "miosa: POST /computers/cmp_1/files/upload: the server answered before the whole upload was sent: it said 201 Created after ")
+					if _, seeks := r().(io.Seeker); seeks {
+						assert.EqualValues(t, 3, calls.Load(), "a reader that can seek is sent again, as after any failure")
+					} else {
+						assert.EqualValues(t, 1, calls.Load())
+					}
+				})
+			})
+		}
+	})
+	t.Run("over loopback", func(t *testing.T) {
+		// 64 MiB is more than the connection's buffers hold, so the server
+		// answers while most of the form is still to be sent.
+		file := io.NewSectionReader(zeros{}, 0, 64<<20)
+		client, _ := filesServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			_ = http.NewResponseController(w).EnableFullDuplex() // answer without reading the rest first
+			_, _ = io.ReadFull(r.Body, make([]byte, 1<<10))
+			writeJSON(w, http.StatusOK, `{"ok":true}`)
+		}, WithMaxRetries(0))
+		err := client.Files.Upload(t.Context(), "cmp_1", "/f", file, FileUploadParams{})
+		require.ErrorIs(t, err, errAnsweredEarly)
+		assert.Contains(t, err.Error(), "it said 200 OK after ")
+	})
+	t.Run("a server that read the whole form", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusCreated)
+			}})
+			require.NoError(t, client.Files.Upload(t.Context(), "cmp_1", "/f", bytes.NewReader(make([]byte, 1<<20)), FileUploadParams{}))
+		})
+	})
+}

@@ -242,8 +242,9 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	if err != nil {
 		return response{}, err
 	}
+	var progress *uploadProgress
 	if op.upload != nil {
-		progress := &uploadProgress{ReadCloser: req.Body, done: deadline.start,
+		progress = &uploadProgress{ReadCloser: req.Body, done: deadline.start,
 			stall: time.AfterFunc(transferStallLimit, func() { cancelStream(errUploadStalled) })}
 		defer progress.stall.Stop()
 		req.Body = progress
@@ -257,6 +258,12 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	}
 	defer resp.Body.Close()
 	res := response{status: resp.StatusCode, header: resp.Header}
+	if progress != nil && res.ok() {
+		// Success needs the form sent to its end.
+		if err := progress.answeredEarly(res.status, req.ContentLength); err != nil {
+			return res, err
+		}
+	}
 	switch {
 	case res.ok() && op.consume != nil:
 		if !deadline.stop() {
@@ -444,7 +451,7 @@ func (c *Client) transportError(op *call, err error) error {
 	case errors.As(err, &redirect):
 		// Not the url.Error around it: that quotes the whole location.
 		wrapped = fmt.Errorf("miosa: %s %s: %w", op.method, op.path, redirect)
-	case !op.replayable() && !neverReachedServer(err) && !errors.Is(err, errBodyTooLarge):
+	case !op.replayable() && !neverReachedServer(err) && !errors.Is(err, errBodyTooLarge) && !errors.Is(err, errAnsweredEarly):
 		wrapped = fmt.Errorf("miosa: %s %s: %w: %w", op.method, op.path, ErrOutcomeUnknown, err)
 	default:
 		wrapped = fmt.Errorf("miosa: %s %s: %w", op.method, op.path, err)
