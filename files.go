@@ -337,7 +337,9 @@ var copyBuffers = sync.Pool{New: func() any {
 // It is retried like any read only until the first byte reaches w; a
 // failure after that is returned with the count written, and w then holds
 // a prefix of the file: a body that ends before its declared Content-Length
-// is such a failure, never a short file without an error. The transfer is
+// is such a failure, never a short file without an error. So is a
+// 206 Partial Content answer (no range is asked for), before anything is
+// written. The transfer is
 // bounded by ctx and ends when no byte arrives for 30 seconds; it is not
 // bounded by WithRequestTimeout (which bounds only the wait for the answer's
 // headers) or WithMaxResponseSize.
@@ -356,6 +358,12 @@ func (s *FilesService) Download(ctx context.Context, computerID, remotePath stri
 	op := call{method: http.MethodGet, path: p, query: url.Values{"path": {remotePath}},
 		accept: anyMediaType, // the file's bytes, whatever their type
 		consume: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusPartialContent {
+				// No range was asked for: this is part of the file, and
+				// writing it would leave a short file.
+				return fmt.Errorf("the server answered %d %s (%s) to a request for the whole file; nothing was written",
+					resp.StatusCode, http.StatusText(resp.StatusCode), capText(resp.Header.Get("Content-Range"), maxErrorCode))
+			}
 			var err error
 			written, err = copyDownload(ctx, w, resp, transferStallLimit)
 			return err

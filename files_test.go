@@ -844,3 +844,20 @@ func TestFilesUpload_ASuccessAnsweredBeforeTheWholeFormWasSentIsAnError(t *testi
 		})
 	})
 }
+
+func TestFilesDownload_PartialContentIsAnErrorAndWritesNothing(t *testing.T) {
+	client, count := filesServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		assert.Empty(t, r.Header.Get("Range"), "the whole file is asked for")
+		w.Header().Set("Content-Range", "bytes 0-99/512")
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusPartialContent)
+		_, _ = w.Write(everyByte[:100])
+	})
+	var buf bytes.Buffer
+	n, err := client.Files.Download(t.Context(), "cmp_1", "/f", &buf)
+	require.Error(t, err)
+	assert.Equal(t, "miosa: GET /computers/cmp_1/files/download: the server answered 206 Partial Content (bytes 0-99/512) to a request for the whole file; nothing was written", err.Error())
+	assert.Zero(t, n)
+	assert.Zero(t, buf.Len(), "no part of the file reaches the writer")
+	assert.EqualValues(t, 1, count.Load(), "the same request would get the same part")
+}
