@@ -339,8 +339,8 @@ var copyBuffers = sync.Pool{New: func() any {
 // a prefix of the file: a body that ends before its declared Content-Length
 // is such a failure, never a short file without an error. So is a
 // 206 Partial Content answer (no range is asked for), before anything is
-// written. The transfer is
-// bounded by ctx and ends when no byte arrives for 30 seconds; it is not
+// written. The transfer is bounded by ctx and ends when the server sends no
+// byte for 30 seconds (time w spends in Write does not count); it is not
 // bounded by WithRequestTimeout (which bounds only the wait for the answer's
 // headers) or WithMaxResponseSize.
 func (s *FilesService) Download(ctx context.Context, computerID, remotePath string, w io.Writer, opts ...Option) (int64, error) {
@@ -378,7 +378,9 @@ func (s *FilesService) Download(ctx context.Context, computerID, remotePath stri
 // written wraps errNothingDelivered, so that the call may be sent again.
 // Reads and writes go through one loop rather than io.Copy so that a
 // failing reader (the network: worth another attempt) is told apart from a
-// failing writer (the caller's: final).
+// failing writer (the caller's: final), and so that only the server's
+// silence counts as a stall: the watchdog is off while w writes, however
+// long that takes.
 func copyDownload(ctx context.Context, w io.Writer, resp *http.Response, stall time.Duration) (int64, error) {
 	var stalled atomic.Bool
 	// Closing the body is what unblocks a read waiting on the network.
@@ -393,8 +395,9 @@ func copyDownload(ctx context.Context, w io.Writer, resp *http.Response, stall t
 	for {
 		n, err := resp.Body.Read(*bufp)
 		if n > 0 {
-			watchdog.Reset(stall)
+			watchdog.Stop()
 			m, werr := w.Write((*bufp)[:n])
+			watchdog.Reset(stall)
 			written += int64(m)
 			if werr == nil && m < n {
 				werr = io.ErrShortWrite

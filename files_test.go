@@ -466,6 +466,35 @@ func TestFilesDownload_StallLimit(t *testing.T) {
 			assert.EqualValues(t, 2, calls.Load())
 		})
 	})
+	t.Run("a writer that blocks is not a stalled server", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "9")
+				for range 3 {
+					_, _ = w.Write([]byte("abc"))
+				}
+			}})
+			// Each write takes twice the stall limit: the server waits for
+			// the caller, not the other way round.
+			w := &slowWriter{took: 2 * transferStallLimit}
+			n, err := client.Files.Download(t.Context(), "cmp_1", "/f", w)
+			require.NoError(t, err)
+			assert.EqualValues(t, 9, n)
+			assert.Equal(t, "abcabcabc", w.buf.String())
+		})
+	})
+	t.Run("the server's silence after a slow write is still a stall", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newFakeClientWith(t, pipeTransport{trickle([]byte("abc"), 0, 0, true)}, WithMaxRetries(0))
+			start := time.Now()
+			w := &slowWriter{took: 2 * transferStallLimit}
+			n, err := client.Files.Download(t.Context(), "cmp_1", "/f", w)
+			require.Error(t, err)
+			assert.EqualValues(t, 3, n)
+			assert.Contains(t, err.Error(), "no data for 30s")
+			assert.Equal(t, 2*transferStallLimit+transferStallLimit, time.Since(start), "the write's time, then the stall limit")
+		})
+	})
 	t.Run("a slow but steady download is not cut, whatever the request timeout", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			// One byte every 20 s for 200 s: never a 30 s stall.
@@ -860,4 +889,16 @@ func TestFilesDownload_PartialContentIsAnErrorAndWritesNothing(t *testing.T) {
 	assert.Zero(t, n)
 	assert.Zero(t, buf.Len(), "no part of the file reaches the writer")
 	assert.EqualValues(t, 1, count.Load(), "the same request would get the same part")
+}
+
+// slowWriter takes its time over every write, as a full disk or a slow
+// consumer does.
+type slowWriter struct {
+	took time.Duration
+	buf  bytes.Buffer
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.took)
+	return w.buf.Write(p)
 }
