@@ -278,7 +278,10 @@ func (s *ComputersService) Get(ctx context.Context, id string, opts ...Option) (
 	return sendForObject[Computer](ctx, s.client, call{method: http.MethodGet, path: path}, opts, computerEnvelopeKeys...)
 }
 
-// List fetches one page of computers (GET /computers).
+// List fetches one page of computers (GET /computers). It reads like any
+// GET and is retried. Decoding stops when ctx ends, and an answer of more
+// computers than 64 MiB holds as Go values (over 190 000; a page holds at
+// most 500 on known servers) is refused before any is decoded.
 func (s *ComputersService) List(ctx context.Context, params ComputerListParams, opts ...Option) ([]Computer, error) {
 	items, _, err := s.listPage(ctx, params, opts)
 	return items, err

@@ -431,7 +431,9 @@ func copyDownload(ctx context.Context, w io.Writer, resp *http.Response, stall t
 
 // List returns the entries of the directory dir on the machine
 // (GET /computers/{id}/files/list); dir "" lists /home/user. It changes
-// nothing on the server and is retried freely.
+// nothing on the server and is retried freely. Decoding stops when ctx
+// ends, and a listing of more entries than 64 MiB holds as Go values (over
+// 550 000) is refused before any is decoded.
 func (s *FilesService) List(ctx context.Context, computerID, dir string, opts ...Option) ([]FileInfo, error) {
 	p, err := computerPath(computerID, "/files/list")
 	if err != nil {
