@@ -115,7 +115,7 @@ func decodeList[T any](ctx context.Context, body []byte, wrappers []string) ([]T
 	if err != nil || raw == nil {
 		return nil, meta, err
 	}
-	limit, n := maxListHeap/int(reflect.TypeFor[T]().Size()), 0
+	limit, n := maxListHeap/max(int(reflect.TypeFor[T]().Size()), 1), 0
 	err = wire.Items(raw, func(json.RawMessage) error {
 		if n++; n > limit {
 			return fmt.Errorf("the list holds more than the %d items the SDK decodes from one answer", limit)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/miosa-ai/miosa-go/internal/wire"
 )
 
 // secret holds the API key where no printer can reach it. The key lives in
@@ -80,9 +82,9 @@ func scrubEscapedStrings(b []byte, key string) []byte {
 			break
 		}
 		start := i + open
-		end, escaped := jsonStringEnd(b, start)
+		end := min(wire.StringEnd(b, start), len(b))
 		i = end
-		if !escaped {
+		if bytes.IndexByte(b[start:end], '\\') < 0 {
 			continue
 		}
 		var text string
@@ -97,23 +99,4 @@ func scrubEscapedStrings(b []byte, key string) []byte {
 		return b
 	}
 	return append(out, b[copied:]...)
-}
-
-// jsonStringEnd returns the index just past the JSON string that starts
-// with the quote at b[start] (len(b) when it is not closed), and whether it
-// holds a backslash.
-func jsonStringEnd(b []byte, start int) (end int, escaped bool) {
-	for i := start + 1; i < len(b); {
-		next := bytes.IndexAny(b[i:], `"\`)
-		if next < 0 {
-			break
-		}
-		i += next
-		if b[i] == '"' {
-			return i + 1, escaped
-		}
-		escaped = true
-		i += 2 // the backslash and the character it escapes
-	}
-	return len(b), escaped
 }

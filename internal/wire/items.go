@@ -53,3 +53,7 @@ func closes(list []byte, i int) error {
 	}
 	return nil
 }
+
+// StringEnd returns the index just past the JSON string that starts with
+// the quote at b[i], or len(b)+1 when the string is not closed.
+func StringEnd(b []byte, i int) int { return stringEnd(b, i) }

@@ -11,9 +11,9 @@ import (
 
 func TestItems_YieldsEachValueOfAWellFormedArray(t *testing.T) {
 	for body, want := range map[string][]string{
-		`[]`:                         nil,
-		" [ ] \n":                    nil,
-		`[{"id":"a"}]`:               {`{"id":"a"}`},
+		`[]`:           nil,
+		" [ ] \n":      nil,
+		`[{"id":"a"}]`: {`{"id":"a"}`},
 		`[ {"id":"a,]"} , [1,[2]] ,"x\"]" , 12 , null , true ]`: {`{"id":"a,]"}`, `[1,[2]]`, `"x\"]"`, `12`, `null`, `true`},
 	} {
 		var got []string
