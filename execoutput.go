@@ -2,7 +2,6 @@ package miosa
 
 import (
 	"context"
-	"fmt"
 	"io"
 )
 
@@ -29,7 +28,7 @@ func (s *ExecService) runIntoWriters(ctx context.Context, id string, params Exec
 		}
 		if err != nil {
 			// Returning leaves the loop, which closes the stream.
-			return nil, fmt.Errorf("miosa: exec: writing a line of the command's %s to ExecParams.%s: %w", ev.Kind, field, err)
+			return nil, errorf("miosa: exec: writing a line of the command's %s to ExecParams.%s: %w", ev.Kind, field, err)
 		}
 	}
 	// Stream always ends with its exit or an error: this is a guard.

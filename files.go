@@ -193,7 +193,7 @@ func (s *FilesService) Upload(ctx context.Context, computerID, remotePath string
 	if readErr := src.close(); readErr != nil {
 		// The reader's own failure is the cause, whatever the transport
 		// made of it: the form was never completed.
-		return fmt.Errorf("miosa: POST %s: %w", p, readErr)
+		return errorf("miosa: POST %s: %w", p, readErr)
 	}
 	return err
 }
