@@ -132,6 +132,19 @@ func TestErrorTexts_SayMiosaOnce(t *testing.T) {
 			_, err := c.Exec.Run(t.Context(), sb, miosa.ExecParams{Command: "echo hi", Stdout: failingWriter{io.ErrClosedPipe}})
 			return err
 		}},
+		{"exec writer that fails with another call's error", miosa.ErrNotFound, func(t *testing.T, srv *miosatest.Server, c *miosa.Client, sb string) error {
+			_, notFound := c.Computers.Get(t.Context(), "cmp_nope")
+			_, err := c.Exec.Run(t.Context(), sb, miosa.ExecParams{Command: "echo hi", Stdout: failingWriter{notFound}})
+			return err
+		}},
+		{"upload from a download that failed", miosa.ErrNotFound, func(t *testing.T, srv *miosatest.Server, c *miosa.Client, sb string) error {
+			pr, pw := io.Pipe()
+			go func() {
+				_, err := c.Files.Download(t.Context(), sb, "/no/such/file", pw)
+				pw.CloseWithError(err)
+			}()
+			return c.Files.Upload(t.Context(), sb, "/tmp/copy", pr, miosa.FileUploadParams{})
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
