@@ -176,8 +176,10 @@ type computerWire struct {
 // field is optional and sent only when set.
 type ComputerCreateParams struct {
 	Name string `json:"name,omitzero"`
-	// TemplateType is the image; the server defaults to "miosa-desktop",
-	// and Sandboxes.Create to DefaultSandboxTemplate.
+	// TemplateType is the image: "miosa-desktop" (the server's default),
+	// "miosa-sandbox" (DefaultSandboxTemplate, the default of
+	// Sandboxes.Create), or the ID of a SandboxTemplate of yours that has
+	// been built.
 	TemplateType string `json:"template_type,omitzero"`
 	// Size is "small" (the server's default), "medium" or "large"; newer
 	// servers also accept "xs" and "xl".
@@ -186,16 +188,48 @@ type ComputerCreateParams struct {
 	ExternalWorkspaceID string         `json:"external_workspace_id,omitzero"`
 	ExternalUserID      string         `json:"external_user_id,omitzero"`
 	ExternalProjectID   string         `json:"external_project_id,omitzero"`
+	// Tags, AlwaysOn, Timeout and IdleTimeout are the settings
+	// Sandboxes.Update changes, set at creation instead. Tags is sent when
+	// non-nil (an empty slice as []).
+	Tags []string `json:"tags,omitzero"`
+	// AlwaysOn, sent as always_on when true, keeps the machine running when
+	// idle.
+	AlwaysOn bool `json:"always_on,omitzero"`
+	// Timeout and IdleTimeout are sent as timeout_sec and idle_timeout_sec
+	// when positive, in whole seconds, a fraction rounded up so a limit is
+	// never shortened; 0 leaves the server's default, and a negative
+	// duration is refused with ErrInvalidParams.
+	Timeout     time.Duration `json:"-"`
+	IdleTimeout time.Duration `json:"-"`
+}
+
+// computerCreateBody is the POST /computers body: the params' own fields,
+// and their durations in whole seconds.
+type computerCreateBody struct {
+	ComputerCreateParams
+	TimeoutSec     *int64 `json:"timeout_sec,omitempty"`
+	IdleTimeoutSec *int64 `json:"idle_timeout_sec,omitempty"`
 }
 
 // computerSizes are the sizes a server is known to accept.
 var computerSizes = map[string]bool{"xs": true, "small": true, "medium": true, "large": true, "xl": true}
 
-func (p ComputerCreateParams) validate() error {
-	if p.Size != "" && !computerSizes[p.Size] {
-		return fmt.Errorf("%w: size %q: want one of xs, small, medium, large, xl", ErrInvalidParams, p.Size)
+// body checks p and returns the request body that creates it.
+func (p ComputerCreateParams) body() (computerCreateBody, error) {
+	switch {
+	case p.Size != "" && !computerSizes[p.Size]:
+		return computerCreateBody{}, fmt.Errorf("%w: size %q: want one of xs, small, medium, large, xl", ErrInvalidParams, p.Size)
+	case p.Timeout < 0 || p.IdleTimeout < 0:
+		return computerCreateBody{}, fmt.Errorf("%w: create Timeout and IdleTimeout must not be negative (0 leaves the server's default)", ErrInvalidParams)
 	}
-	return nil
+	b := computerCreateBody{ComputerCreateParams: p}
+	if p.Timeout > 0 {
+		b.TimeoutSec, _ = wholeSeconds("timeout", &p.Timeout)
+	}
+	if p.IdleTimeout > 0 {
+		b.IdleTimeoutSec, _ = wholeSeconds("idle timeout", &p.IdleTimeout)
+	}
+	return b, nil
 }
 
 // ComputerListParams filters and pages Computers.List. Zero fields are not
@@ -232,11 +266,12 @@ type ComputersService service
 // it, usually still "creating". The call carries an Idempotency-Key, reused on
 // every retry, so it creates at most one computer.
 func (s *ComputersService) Create(ctx context.Context, params ComputerCreateParams, opts ...Option) (*Computer, error) {
-	if err := params.validate(); err != nil {
+	body, err := params.body()
+	if err != nil {
 		return nil, err
 	}
 	return sendForObject[Computer](ctx, s.client, call{
-		method: http.MethodPost, path: "/computers", body: params, keyed: true,
+		method: http.MethodPost, path: "/computers", body: body, keyed: true,
 	}, opts, computerEnvelopeKeys...)
 }
 
@@ -250,7 +285,10 @@ func (s *ComputersService) Get(ctx context.Context, id string, opts ...Option) (
 	return sendForObject[Computer](ctx, s.client, call{method: http.MethodGet, path: path}, opts, computerEnvelopeKeys...)
 }
 
-// List fetches one page of computers (GET /computers).
+// List fetches one page of computers (GET /computers). It reads like any
+// GET and is retried. Decoding stops when ctx ends, and an answer of more
+// computers than 64 MiB holds as Go values (over 190 000; a page holds at
+// most 500 on known servers) is refused before any is decoded.
 func (s *ComputersService) List(ctx context.Context, params ComputerListParams, opts ...Option) ([]Computer, error) {
 	items, _, err := s.listPage(ctx, params, opts)
 	return items, err
@@ -282,6 +320,19 @@ const maxListPages = 10_000
 // not yielded again: the walk ends there, with an error unless as many
 // computers as the meta's total have been yielded. After 10 000 pages the
 // walk yields an error saying the server still reports more.
+//
+// Range with two variables and check the error:
+//
+//	for c, err := range client.Computers.All(ctx, miosa.ComputerListParams{}) {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Println(c.ID, c.Status)
+//	}
+//
+// A loop with one variable (for c := range ...) compiles but drops the
+// error, so a listing cut short by a failure looks complete. Each range
+// over the returned sequence lists anew, from the first page.
 func (s *ComputersService) All(ctx context.Context, params ComputerListParams, opts ...Option) iter.Seq2[Computer, error] {
 	return func(yield func(Computer, error) bool) {
 		page := params // the caller's params are not modified
@@ -336,10 +387,11 @@ func bringsNew(items []Computer, seen map[string]bool) bool {
 	return false
 }
 
-// Delete deletes a computer (DELETE /computers/{id}). The server may refuse
-// to delete a running computer; Destroy stops it first. Like every DELETE it
-// is retried; a 404 to a retry counts as done, since the attempt whose
-// answer was lost may have deleted it.
+// Delete deletes a computer (DELETE /computers/{id}). The server refuses to
+// delete a computer that is not stopped this way (409, an error matching
+// ErrConflict whose message says to use Destroy); Destroy stops it first.
+// Like every DELETE it is retried; a 404 to a retry counts as done, since
+// the attempt whose answer was lost may have deleted it.
 func (s *ComputersService) Delete(ctx context.Context, id string, opts ...Option) error {
 	return s.delete(ctx, id, nil, opts)
 }
@@ -355,7 +407,12 @@ func (s *ComputersService) delete(ctx context.Context, id string, q url.Values, 
 	if err != nil {
 		return err
 	}
-	_, err = s.client.send(ctx, call{method: http.MethodDelete, path: path, query: q, goneIsDone: true}, opts)
+	op := call{method: http.MethodDelete, path: path, query: q, goneIsDone: true}
+	if q == nil {
+		// The server's own advice ("delete with force=true") names no Go call.
+		op.conflictHint = "use Computers.Destroy or Sandboxes.Destroy, which stop the machine and delete it"
+	}
+	_, err = s.client.send(ctx, op, opts)
 	return err
 }
 

@@ -34,6 +34,16 @@ func TestComputers_RequestShapes(t *testing.T) {
 			return err
 		}, "POST", "/api/v1/computers",
 			`{"name":"box","template_type":"miosa-desktop","size":"large","metadata":{"team":"a"},"external_workspace_id":"ew","external_user_id":"eu","external_project_id":"ep"}`, true},
+		{"create with the sandbox settings", func(ctx context.Context, c *Client) error {
+			_, err := c.Computers.Create(ctx, ComputerCreateParams{
+				Tags: []string{"ci", "eval"}, AlwaysOn: true, Timeout: 90*time.Second + time.Millisecond, IdleTimeout: 10 * time.Minute,
+			})
+			return err
+		}, "POST", "/api/v1/computers", `{"tags":["ci","eval"],"always_on":true,"timeout_sec":91,"idle_timeout_sec":600}`, true},
+		{"create with empty tags", func(ctx context.Context, c *Client) error {
+			_, err := c.Computers.Create(ctx, ComputerCreateParams{Tags: []string{}})
+			return err
+		}, "POST", "/api/v1/computers", `{"tags":[]}`, true},
 		{"create with nothing set", func(ctx context.Context, c *Client) error {
 			_, err := c.Computers.Create(ctx, ComputerCreateParams{})
 			return err
@@ -129,16 +139,21 @@ func TestComputers_MalformedTimestampIsAnError(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestComputers_CreateRefusesUnknownSizesBeforeAnyRequest(t *testing.T) {
+func TestComputers_CreateRefusesUnknownSizesAndNegativeTimeoutsBeforeAnyRequest(t *testing.T) {
 	rec, base := newRecordingServer(t, nil)
 	c := newTestClient(t, base)
-	_, err := c.Computers.Create(t.Context(), ComputerCreateParams{Size: "huge"})
-	require.ErrorIs(t, err, ErrInvalidParams)
-	_, err = c.Computers.List(t.Context(), ComputerListParams{Page: -1})
+	for _, bad := range []ComputerCreateParams{{Size: "huge"}, {Timeout: -time.Second}, {IdleTimeout: -time.Nanosecond}} {
+		_, err := c.Computers.Create(t.Context(), bad)
+		require.ErrorIs(t, err, ErrInvalidParams)
+		_, err = c.Sandboxes.Create(t.Context(), bad)
+		require.ErrorIs(t, err, ErrInvalidParams)
+	}
+	_, err := c.Computers.List(t.Context(), ComputerListParams{Page: -1})
 	require.ErrorIs(t, err, ErrInvalidParams)
 	assert.Zero(t, rec.count())
 	for _, size := range []string{"xs", "small", "medium", "large", "xl"} {
-		assert.NoError(t, ComputerCreateParams{Size: size}.validate())
+		_, err := ComputerCreateParams{Size: size}.body()
+		assert.NoError(t, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package miosa
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -177,15 +178,41 @@ type uploadProgress struct {
 	stall *time.Timer
 	done  func()
 	once  sync.Once
+	sent  atomic.Int64 // bytes the transport has taken
+	whole atomic.Bool  // the body was read to its end
 }
 
 func (b *uploadProgress) Read(p []byte) (int, error) {
 	b.stall.Stop()
 	n, err := b.ReadCloser.Read(p)
+	b.sent.Add(int64(n))
 	if err != io.EOF {
 		b.stall.Reset(transferStallLimit)
 		return n, err
 	}
+	b.whole.Store(true)
 	b.once.Do(b.done)
 	return n, err
+}
+
+// errAnsweredEarly is a success answered to an upload before its body was
+// read to its end: the transport reads the last byte (and the end) before
+// the server can have them, so the server cannot have stored the whole
+// form, whatever its status says.
+var errAnsweredEarly = errors.New("the server answered before the whole upload was sent")
+
+// answeredEarly returns errAnsweredEarly for a success with status that
+// came before the transport took the body's last byte, and nil otherwise.
+// With a declared length the transport takes exactly length bytes and
+// looks for the end only afterwards, possibly after the answer came: the
+// last byte is then the mark, not the end.
+func (b *uploadProgress) answeredEarly(status int, length int64) error {
+	if b.whole.Load() || (length > 0 && b.sent.Load() >= length) {
+		return nil
+	}
+	of := ""
+	if length > 0 {
+		of = fmt.Sprintf(" of %d", length)
+	}
+	return fmt.Errorf("%w: it said %d %s after %d%s bytes of the form", errAnsweredEarly, status, http.StatusText(status), b.sent.Load(), of)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/miosa-ai/miosa-go/internal/wire"
 )
@@ -54,41 +55,92 @@ func decodeGuess[T any](body []byte, wrappers []string) (*T, bool) {
 	return nil, false
 }
 
-// decodeObject decodes one JSON object. A type that decodes itself is
-// handed the bytes directly: it validates them as it decodes (wire does
-// not), and json.Unmarshal would validate them once more before calling it.
-// The bytes belong to this call, so a type may keep them as its Raw.
+// decodeObject decodes one JSON object (see decodeInto).
 func decodeObject[T any](raw []byte) (*T, error) {
 	var v T
-	var err error
-	switch u := any(&v).(type) {
-	case interface{ decodeOwned([]byte) error }:
-		err = u.decodeOwned(raw)
-	case json.Unmarshaler:
-		err = u.UnmarshalJSON(raw)
-	default:
-		err = json.Unmarshal(raw, &v)
-	}
-	if err != nil {
+	if err := decodeInto(&v, raw); err != nil {
 		return nil, err
 	}
 	return &v, nil
 }
 
+// decodeInto decodes one JSON value into v. A type that decodes itself is
+// handed the bytes directly: it validates them as it decodes (wire does
+// not), and json.Unmarshal would validate them once more before calling it.
+// The bytes belong to this call, so a type may keep them as its Raw.
+func decodeInto[T any](v *T, raw []byte) error {
+	switch u := any(v).(type) {
+	case interface{ decodeOwned([]byte) error }:
+		return u.decodeOwned(raw)
+	case json.Unmarshaler:
+		return u.UnmarshalJSON(raw)
+	}
+	return json.Unmarshal(raw, v)
+}
+
 // sendForList sends op and decodes the list in its answer, with the
-// pagination meta when the server sent one.
+// pagination meta when the server sent one (see decodeList).
 func sendForList[T any](ctx context.Context, c *Client, op call, opts []Option, wrappers ...string) ([]T, *wire.Meta, error) {
 	res, err := c.send(ctx, op, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	raw, meta, err := wire.List(res.body, wrappers...)
-	var items []T
-	if err == nil && raw != nil {
-		err = json.Unmarshal(raw, &items)
-	}
+	items, meta, err := decodeList[T](ctx, res.body, wrappers)
 	if err != nil {
 		return nil, nil, fmt.Errorf("miosa: %s %s: decoding the response: %w", op.method, op.path, err)
+	}
+	return items, meta, nil
+}
+
+// maxListHeap bounds what the items of one list answer may take as Go
+// values (beyond the text they hold, which the size cap on the answer
+// bounds): a list of more items than fit is refused before any is decoded.
+// A JSON item can be a dozen bytes and its Go value a few hundred (a
+// Computer is over 300), so without it a 32 MiB answer of tiny items would
+// take gigabytes. 64 MiB holds over 190 000 computers or 550 000 file
+// entries; a page of computers holds at most 500 on known servers.
+const maxListHeap = 64 << 20
+
+// listCheckEvery is how many items are decoded between looks at the
+// caller's context.
+const listCheckEvery = 256
+
+// decodeList decodes the list in body (under any envelope wire.List knows)
+// into a slice made once at its final size, item by item, each decoded in
+// place as decodeInto does. It refuses a list whose items would take more
+// than maxListHeap before decoding any, and stops with ctx's error when
+// ctx ends while it decodes.
+func decodeList[T any](ctx context.Context, body []byte, wrappers []string) ([]T, *wire.Meta, error) {
+	raw, meta, err := wire.List(body, wrappers...)
+	if err != nil || raw == nil {
+		return nil, meta, err
+	}
+	limit, n := maxListHeap/max(int(reflect.TypeFor[T]().Size()), 1), 0
+	err = wire.Items(raw, func(json.RawMessage) error {
+		if n++; n > limit {
+			return fmt.Errorf("the list holds more than the %d items the SDK decodes from one answer", limit)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	items := make([]T, n)
+	i := 0
+	err = wire.Items(raw, func(item json.RawMessage) error {
+		if i%listCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := decodeInto(&items[i], item); err != nil {
+			return fmt.Errorf("%w (item %d of the list)", err, i)
+		}
+		i++
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return items, meta, nil
 }

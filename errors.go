@@ -206,3 +206,29 @@ func parseErrorBody(status int, body []byte) *APIError {
 	e.Code = capText(e.Code, maxErrorCode)
 	return e
 }
+
+// errPrefix starts the text of every error of the SDK's own.
+const errPrefix = "miosa: "
+
+// errorf is fmt.Errorf for the SDK's own errors, whose text says "miosa: "
+// once, at its start: an error it wraps that is the SDK's own too (a
+// sentinel such as ErrOutcomeUnknown, an *APIError, another call's error)
+// keeps matching, but its prefix is not repeated in the text.
+func errorf(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	if text := err.Error(); oncePrefixed(text) != text {
+		return &cleanedError{text: oncePrefixed(text), err: err}
+	}
+	return err
+}
+
+// oncePrefixed returns text with "miosa: " kept only at its start: every
+// later ": miosa: ", where an SDK error's own text was wrapped in another's,
+// becomes ": ".
+func oncePrefixed(text string) string {
+	rest, ok := strings.CutPrefix(text, errPrefix)
+	if !ok || !strings.Contains(rest, ": "+errPrefix) {
+		return text
+	}
+	return errPrefix + strings.ReplaceAll(rest, ": "+errPrefix, ": ")
+}

@@ -32,6 +32,9 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	if !ready { // a timeout is (false, nil), not an error
+		log.Fatalf("sandbox %s did not become ready in time", sb.ID)
+	}
 	fmt.Println("ready:", ready)
 
 	res, err := client.Exec.Run(ctx, sb.ID, miosa.ExecParams{Command: "echo hello"})

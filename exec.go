@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -26,6 +27,13 @@ type ExecParams struct {
 	WorkingDir string
 	// Env adds environment variables for the command.
 	Env map[string]string
+	// Stdout and Stderr, when either is set, make Run stream the command
+	// and write each line of its output, with a newline, to them the moment
+	// it arrives, as os/exec does: stderr lines go to Stderr, or to Stdout
+	// when Stderr is nil; stdout lines are dropped when Stdout is nil. They
+	// are never sent to the server, and Stream ignores them.
+	Stdout io.Writer `json:"-"`
+	Stderr io.Writer `json:"-"`
 }
 
 // PythonParams is Python source to run on a computer or sandbox.
@@ -113,7 +121,26 @@ type ExecService service
 // time once it may have reached the server. If it was sent and no answer
 // came back, the error matches ErrOutcomeUnknown (the command may have run).
 // A stopped machine answers with an error matching ErrConflict.
+//
+// With params.Stdout or params.Stderr set, Run streams the command instead,
+// exactly as Stream does (POST /sandboxes/{id}/exec/stream, with its
+// fallback to the blocking exec and its rules, Timeout in whole seconds up
+// to 24 hours), and writes each output line to its writer as it arrives.
+// It then returns the exit code (-1 when the command timed out) with empty
+// Output, Stdout and Stderr, since the bytes went to the writers. Every
+// error Stream would yield is Run's error, and a writer's error ends the
+// call with that error (closing the stream; the command goes on running on
+// the server). Unlike a loop over Stream, this form cannot drop an error.
 func (s *ExecService) Run(ctx context.Context, computerID string, params ExecParams, opts ...Option) (*ExecResult, error) {
+	if params.Stdout != nil || params.Stderr != nil {
+		return s.runIntoWriters(ctx, computerID, params, opts)
+	}
+	return s.runBlocking(ctx, computerID, params, opts)
+}
+
+// runBlocking is Run without writers: the blocking exec, answered once the
+// command has ended.
+func (s *ExecService) runBlocking(ctx context.Context, computerID string, params ExecParams, opts []Option) (*ExecResult, error) {
 	return s.exec(ctx, computerID, "/exec", execBody{
 		Command: params.Command, WorkingDir: params.WorkingDir, Env: params.Env,
 	}, params.Timeout, opts)

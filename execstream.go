@@ -15,12 +15,17 @@ import (
 // ExecEventKind says what an ExecEvent carries.
 type ExecEventKind string
 
-// The kinds of ExecEvent.
-const (
-	ExecStdout ExecEventKind = "stdout" // a line the command wrote to stdout
-	ExecStderr ExecEventKind = "stderr" // a line the command wrote to stderr
-	ExecExit   ExecEventKind = "exit"   // the command ended; always the last event
-)
+// The kinds of ExecEvent, each declared on its own so that go doc lists
+// every one of them under ExecEventKind.
+
+// ExecStdout is a line the command wrote to stdout.
+const ExecStdout ExecEventKind = "stdout"
+
+// ExecStderr is a line the command wrote to stderr.
+const ExecStderr ExecEventKind = "stderr"
+
+// ExecExit is the command's end, with its exit code: always the last event.
+const ExecExit ExecEventKind = "exit"
 
 // ExecEvent is one step of a streamed command: a line of its output, or its
 // exit.
@@ -88,6 +93,13 @@ type execStreamBody struct {
 // timeout plus a 30 s margin: the server ends the command by then, so a
 // stream still open afterwards never will say how it ended, and the loop
 // gets an error matching ErrOutcomeUnknown and context.DeadlineExceeded.
+//
+// Range with two variables, for ev, err := range ...: a loop with one
+// (for ev := range ...) compiles but drops the error, so a command that
+// broke off looks like one that ended. Run with ExecParams.Stdout or Stderr
+// set streams the same way and returns every error. Stream ignores those
+// writers. Each range over the returned sequence sends the command anew:
+// ranging over the same value twice runs the command twice.
 func (s *ExecService) Stream(ctx context.Context, sandboxID string, params ExecParams, opts ...Option) iter.Seq2[ExecEvent, error] {
 	return func(yield func(ExecEvent, error) bool) {
 		op, err := execStreamCall(sandboxID, params)
@@ -139,7 +151,7 @@ func execStreamCall(sandboxID string, params ExecParams) (call, error) {
 // streamBlocking runs params through the blocking exec and yields its
 // result as a stream would: stdout lines, stderr lines, then the exit.
 func (s *ExecService) streamBlocking(ctx context.Context, id string, params ExecParams, opts []Option, yield func(ExecEvent, error) bool) {
-	res, err := s.Run(ctx, id, params, opts...)
+	res, err := s.runBlocking(ctx, id, params, opts)
 	if err != nil {
 		yield(ExecEvent{}, err)
 		return

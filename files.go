@@ -157,7 +157,11 @@ type FilesService service
 // and network failures), each attempt seeking r back to where it stood when
 // the call began; its end is taken when the call begins too (and sent as
 // the form's Content-Length), and a reader that then ends early fails the
-// call. Any other reader is sent once, chunked, and never retried. An
+// call. Any other reader is sent once, chunked, and never retried.
+//
+// Success needs the whole form sent: a 2xx answered before its last byte
+// left (the server cannot have stored the whole file) is an error matching
+// no sentinel, retried as a failure is when r can seek. An
 // upload the server stops taking bytes of for 30 seconds fails (a slow r
 // does not count). A reader that fails fails the call with an error saying
 // how many of its bytes were read. Upload does not return while a Read of r
@@ -189,7 +193,7 @@ func (s *FilesService) Upload(ctx context.Context, computerID, remotePath string
 	if readErr := src.close(); readErr != nil {
 		// The reader's own failure is the cause, whatever the transport
 		// made of it: the form was never completed.
-		return fmt.Errorf("miosa: POST %s: %w", p, readErr)
+		return errorf("miosa: POST %s: %w", p, readErr)
 	}
 	return err
 }
@@ -333,8 +337,10 @@ var copyBuffers = sync.Pool{New: func() any {
 // It is retried like any read only until the first byte reaches w; a
 // failure after that is returned with the count written, and w then holds
 // a prefix of the file: a body that ends before its declared Content-Length
-// is such a failure, never a short file without an error. The transfer is
-// bounded by ctx and ends when no byte arrives for 30 seconds; it is not
+// is such a failure, never a short file without an error. So is a
+// 206 Partial Content answer (no range is asked for), before anything is
+// written. The transfer is bounded by ctx and ends when the server sends no
+// byte for 30 seconds (time w spends in Write does not count); it is not
 // bounded by WithRequestTimeout (which bounds only the wait for the answer's
 // headers) or WithMaxResponseSize.
 func (s *FilesService) Download(ctx context.Context, computerID, remotePath string, w io.Writer, opts ...Option) (int64, error) {
@@ -352,6 +358,12 @@ func (s *FilesService) Download(ctx context.Context, computerID, remotePath stri
 	op := call{method: http.MethodGet, path: p, query: url.Values{"path": {remotePath}},
 		accept: anyMediaType, // the file's bytes, whatever their type
 		consume: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusPartialContent {
+				// No range was asked for: this is part of the file, and
+				// writing it would leave a short file.
+				return fmt.Errorf("the server answered %d %s (%s) to a request for the whole file; nothing was written",
+					resp.StatusCode, http.StatusText(resp.StatusCode), capText(resp.Header.Get("Content-Range"), maxErrorCode))
+			}
 			var err error
 			written, err = copyDownload(ctx, w, resp, transferStallLimit)
 			return err
@@ -366,7 +378,9 @@ func (s *FilesService) Download(ctx context.Context, computerID, remotePath stri
 // written wraps errNothingDelivered, so that the call may be sent again.
 // Reads and writes go through one loop rather than io.Copy so that a
 // failing reader (the network: worth another attempt) is told apart from a
-// failing writer (the caller's: final).
+// failing writer (the caller's: final), and so that only the server's
+// silence counts as a stall: the watchdog is off while w writes, however
+// long that takes.
 func copyDownload(ctx context.Context, w io.Writer, resp *http.Response, stall time.Duration) (int64, error) {
 	var stalled atomic.Bool
 	// Closing the body is what unblocks a read waiting on the network.
@@ -381,8 +395,9 @@ func copyDownload(ctx context.Context, w io.Writer, resp *http.Response, stall t
 	for {
 		n, err := resp.Body.Read(*bufp)
 		if n > 0 {
-			watchdog.Reset(stall)
+			watchdog.Stop()
 			m, werr := w.Write((*bufp)[:n])
+			watchdog.Reset(stall)
 			written += int64(m)
 			if werr == nil && m < n {
 				werr = io.ErrShortWrite
@@ -416,7 +431,9 @@ func copyDownload(ctx context.Context, w io.Writer, resp *http.Response, stall t
 
 // List returns the entries of the directory dir on the machine
 // (GET /computers/{id}/files/list); dir "" lists /home/user. It changes
-// nothing on the server and is retried freely.
+// nothing on the server and is retried freely. Decoding stops when ctx
+// ends, and a listing of more entries than 64 MiB holds as Go values (over
+// 550 000) is refused before any is decoded.
 func (s *FilesService) List(ctx context.Context, computerID, dir string, opts ...Option) ([]FileInfo, error) {
 	p, err := computerPath(computerID, "/files/list")
 	if err != nil {

@@ -466,6 +466,35 @@ func TestFilesDownload_StallLimit(t *testing.T) {
 			assert.EqualValues(t, 2, calls.Load())
 		})
 	})
+	t.Run("a writer that blocks is not a stalled server", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "9")
+				for range 3 {
+					_, _ = w.Write([]byte("abc"))
+				}
+			}})
+			// Each write takes twice the stall limit: the server waits for
+			// the caller, not the other way round.
+			w := &slowWriter{took: 2 * transferStallLimit}
+			n, err := client.Files.Download(t.Context(), "cmp_1", "/f", w)
+			require.NoError(t, err)
+			assert.EqualValues(t, 9, n)
+			assert.Equal(t, "abcabcabc", w.buf.String())
+		})
+	})
+	t.Run("the server's silence after a slow write is still a stall", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newFakeClientWith(t, pipeTransport{trickle([]byte("abc"), 0, 0, true)}, WithMaxRetries(0))
+			start := time.Now()
+			w := &slowWriter{took: 2 * transferStallLimit}
+			n, err := client.Files.Download(t.Context(), "cmp_1", "/f", w)
+			require.Error(t, err)
+			assert.EqualValues(t, 3, n)
+			assert.Contains(t, err.Error(), "no data for 30s")
+			assert.Equal(t, 2*transferStallLimit+transferStallLimit, time.Since(start), "the write's time, then the stall limit")
+		})
+	})
 	t.Run("a slow but steady download is not cut, whatever the request timeout", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			// One byte every 20 s for 200 s: never a 30 s stall.
@@ -783,4 +812,105 @@ func TestFilesUpload_ASlowReaderIsNotAStalledServer(t *testing.T) {
 		err := client.Files.Upload(t.Context(), "cmp_1", "/f", &slowReader{left: 2, tick: 2 * transferStallLimit}, FileUploadParams{})
 		require.NoError(t, err)
 	})
+}
+
+// zeros is an endless source of zero bytes to read at any offset.
+type zeros struct{}
+
+func (zeros) ReadAt(p []byte, _ int64) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func TestFilesUpload_ASuccessAnsweredBeforeTheWholeFormWasSentIsAnError(t *testing.T) {
+	t.Run("in memory", func(t *testing.T) {
+		for name, r := range map[string]func() io.Reader{
+			"a reader that can seek": func() io.Reader { return bytes.NewReader(make([]byte, 1<<20)) },
+			"a reader that cannot":   func() io.Reader { return onlyReader{bytes.NewReader(make([]byte, 1<<20))} },
+		} {
+			t.Run(name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					var calls atomic.Int32
+					client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+						calls.Add(1)
+						_, _ = io.ReadFull(r.Body, make([]byte, 100))
+						w.WriteHeader(http.StatusCreated) // and read no more
+						<-r.Context().Done()
+					}})
+					err := client.Files.Upload(t.Context(), "cmp_1", "/f", r(), FileUploadParams{})
+					require.ErrorIs(t, err, errAnsweredEarly)
+					assert.NotErrorIs(t, err, ErrOutcomeUnknown, "an answer came: it is the wrong one")
+					assert.Contains(t, err.Error(), "miosa: POST /computers/cmp_1/files/upload: the server answered before the whole upload was sent: it said 201 Created after ")
+					if _, seeks := r().(io.Seeker); seeks {
+						assert.EqualValues(t, 3, calls.Load(), "a reader that can seek is sent again, as after any failure")
+					} else {
+						assert.EqualValues(t, 1, calls.Load())
+					}
+				})
+			})
+		}
+	})
+	t.Run("over loopback", func(t *testing.T) {
+		// 64 MiB is more than the connection's buffers hold, so the server
+		// answers while most of the form is still to be sent.
+		file := io.NewSectionReader(zeros{}, 0, 64<<20)
+		client, _ := filesServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			_ = http.NewResponseController(w).EnableFullDuplex() // answer without reading the rest first
+			_, _ = io.ReadFull(r.Body, make([]byte, 1<<10))
+			writeJSON(w, http.StatusOK, `{"ok":true}`)
+		}, WithMaxRetries(0))
+		err := client.Files.Upload(t.Context(), "cmp_1", "/f", file, FileUploadParams{})
+		require.ErrorIs(t, err, errAnsweredEarly)
+		assert.Contains(t, err.Error(), "it said 200 OK after ")
+	})
+	t.Run("a server that read the declared length, before the transport looked for the end", func(t *testing.T) {
+		// net/http's transport takes exactly Content-Length bytes, and only
+		// then reads on to check the body ends: the answer may come first.
+		synctest.Test(t, func(t *testing.T) {
+			client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+				require.Positive(t, r.ContentLength)
+				_, _ = io.CopyN(io.Discard, r.Body, r.ContentLength)
+				w.WriteHeader(http.StatusCreated)
+			}})
+			require.NoError(t, client.Files.Upload(t.Context(), "cmp_1", "/f", bytes.NewReader(make([]byte, 1<<20)), FileUploadParams{}))
+		})
+	})
+	t.Run("a server that read the whole form", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			client := newFakeClientWith(t, pipeTransport{func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusCreated)
+			}})
+			require.NoError(t, client.Files.Upload(t.Context(), "cmp_1", "/f", bytes.NewReader(make([]byte, 1<<20)), FileUploadParams{}))
+		})
+	})
+}
+
+func TestFilesDownload_PartialContentIsAnErrorAndWritesNothing(t *testing.T) {
+	client, count := filesServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		assert.Empty(t, r.Header.Get("Range"), "the whole file is asked for")
+		w.Header().Set("Content-Range", "bytes 0-99/512")
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusPartialContent)
+		_, _ = w.Write(everyByte[:100])
+	})
+	var buf bytes.Buffer
+	n, err := client.Files.Download(t.Context(), "cmp_1", "/f", &buf)
+	require.Error(t, err)
+	assert.Equal(t, "miosa: GET /computers/cmp_1/files/download: the server answered 206 Partial Content (bytes 0-99/512) to a request for the whole file; nothing was written", err.Error())
+	assert.Zero(t, n)
+	assert.Zero(t, buf.Len(), "no part of the file reaches the writer")
+	assert.EqualValues(t, 1, count.Load(), "the same request would get the same part")
+}
+
+// slowWriter takes its time over every write, as a full disk or a slow
+// consumer does.
+type slowWriter struct {
+	took time.Duration
+	buf  bytes.Buffer
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.took)
+	return w.buf.Write(p)
 }

@@ -88,6 +88,9 @@ type call struct {
 	// attempt after the first is success, because the attempt before may
 	// have removed the thing and lost its answer on the way back.
 	goneIsDone bool
+	// conflictHint, when set, is added to the message of a 409 answer: the
+	// call the caller should make instead.
+	conflictHint string
 }
 
 // replayable reports whether the call may be sent again after it may have
@@ -179,7 +182,7 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 			return response{}, failure
 		}
 		if err := retry.Sleep(ctx, wait); err != nil {
-			return response{}, fmt.Errorf("miosa: %s %s: %w while waiting to retry; last attempt: %w", op.method, op.path, err, failure)
+			return response{}, errorf("miosa: %s %s: %w while waiting to retry; last attempt: %w", op.method, op.path, err, failure)
 		}
 	}
 }
@@ -245,8 +248,9 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	if err != nil {
 		return response{}, err
 	}
+	var progress *uploadProgress
 	if op.upload != nil {
-		progress := &uploadProgress{ReadCloser: req.Body, done: deadline.start,
+		progress = &uploadProgress{ReadCloser: req.Body, done: deadline.start,
 			stall: time.AfterFunc(transferStallLimit, func() { cancelStream(errUploadStalled) })}
 		defer progress.stall.Stop()
 		req.Body = progress
@@ -260,6 +264,12 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 	}
 	defer resp.Body.Close()
 	res := response{status: resp.StatusCode, header: resp.Header, redirected: resp.Request != nil && resp.Request.Response != nil}
+	if progress != nil && res.ok() {
+		// Success needs the form sent to its end.
+		if err := progress.answeredEarly(res.status, req.ContentLength); err != nil {
+			return res, err
+		}
+	}
 	switch {
 	case res.ok() && op.consume != nil:
 		if !deadline.stop() {
@@ -430,6 +440,9 @@ func (c *Client) newAPIError(op *call, conf *settings, key string, res *response
 	if res.status == http.StatusNotFound && e.Code == "" && !strings.HasSuffix(conf.baseURL, "/api/v1") {
 		e.Message += " (the base URL " + conf.baseURL + " does not end in /api/v1: is it the API root?)"
 	}
+	if res.status == http.StatusConflict && op.conflictHint != "" {
+		e.Message += " (" + op.conflictHint + ")"
+	}
 	e.RequestID = c.requestID(res.header)
 	e.IdempotencyKey = key
 	e.Method, e.Path = op.method, op.path
@@ -440,7 +453,8 @@ func (c *Client) newAPIError(op *call, conf *settings, key string, res *response
 // transportError wraps a failure to get an answer. When the request may
 // have reached the server and must not be sent twice, it also matches
 // ErrOutcomeUnknown. Go's HTTP client quotes what it could not parse, so
-// the text is made one capped line without the key, like any server text.
+// the text is made one capped line without the key, like any server text,
+// that says "miosa: " once (see errorf).
 func (c *Client) transportError(op *call, err error) error {
 	var (
 		wrapped  error
@@ -450,13 +464,13 @@ func (c *Client) transportError(op *call, err error) error {
 	case errors.As(err, &redirect):
 		// Not the url.Error around it: that quotes the whole location.
 		wrapped = fmt.Errorf("miosa: %s %s: %w", op.method, op.path, redirect)
-	case !op.replayable() && !neverReachedServer(err) && !errors.Is(err, errBodyTooLarge):
+	case !op.replayable() && !neverReachedServer(err) && !errors.Is(err, errBodyTooLarge) && !errors.Is(err, errAnsweredEarly):
 		wrapped = fmt.Errorf("miosa: %s %s: %w: %w", op.method, op.path, ErrOutcomeUnknown, err)
 	default:
 		wrapped = fmt.Errorf("miosa: %s %s: %w", op.method, op.path, err)
 	}
 	text := wrapped.Error()
-	if clean := c.key.scrub(capText(text, maxTransportError)); clean != text {
+	if clean := c.key.scrub(capText(oncePrefixed(text), maxTransportError)); clean != text {
 		return &cleanedError{text: clean, err: wrapped}
 	}
 	return wrapped

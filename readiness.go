@@ -31,7 +31,9 @@ const (
 )
 
 // WaitUntilReady waits until the server reports the sandbox ready to run
-// commands, and reports whether it became ready. It sends only reads.
+// commands and returns (true, nil), or (false, nil) when its time runs out
+// first: a timeout is not an error, so always check the bool. It sends only
+// reads.
 //
 // It first opens the server's readiness stream
 // (GET /sandboxes/{id}/readiness/stream, server-sent events), which answers

@@ -72,6 +72,10 @@ func (s *SandboxesService) List(ctx context.Context, opts ...Option) ([]Sandbox,
 // on failure, or when ctx ends, it yields one error and stops. Sandboxes
 // made from a custom template are not included: filter Computers.All by
 // that template's template_type.
+//
+// Range with two variables, for sb, err := range ..., and check err: a
+// loop with one variable compiles but drops the error, so a listing cut
+// short by a failure looks complete. Each range lists anew.
 func (s *SandboxesService) All(ctx context.Context, opts ...Option) iter.Seq2[Sandbox, error] {
 	return func(yield func(Sandbox, error) bool) {
 		for c, err := range s.client.Computers.All(ctx, ComputerListParams{}, opts...) {
@@ -147,18 +151,30 @@ func (s *SandboxesService) destroyAfterUse(ctx context.Context, id string, opts 
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	return fmt.Errorf("miosa: destroying sandbox %s after use: %w", id, err)
+	return errorf("miosa: destroying sandbox %s after use: %w", id, err)
 }
 
 // Delete deletes a sandbox (DELETE /computers/{id}). Like Computers.Delete it
 // does not force, and the API refuses to delete a running sandbox that way
-// (409 CONFLICT): Computers.Destroy stops and deletes in one call, and Use
-// destroys the sandbox it created.
+// (409, an error matching ErrConflict whose message says to use Destroy):
+// Destroy stops and deletes in one call, and Use destroys the sandbox it
+// created. It is retried like any DELETE; a 404 to a retry counts as done.
 func (s *SandboxesService) Delete(ctx context.Context, id string, opts ...Option) error {
 	if _, err := pathID("sandbox", id); err != nil {
 		return err
 	}
 	return s.client.Computers.Delete(ctx, id, opts...)
+}
+
+// Destroy stops and deletes a sandbox in one call
+// (DELETE /computers/{id}?force=true), as Computers.Destroy does, whatever
+// its state. It is retried like any DELETE; a 404 to a retry counts as
+// done, since the attempt whose answer was lost may have deleted it.
+func (s *SandboxesService) Destroy(ctx context.Context, id string, opts ...Option) error {
+	if _, err := pathID("sandbox", id); err != nil {
+		return err
+	}
+	return s.client.Computers.Destroy(ctx, id, opts...)
 }
 
 // SandboxForkParams describes the copy made by Fork. Every field is

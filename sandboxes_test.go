@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/miosa-ai/miosa-go"
+	"github.com/miosa-ai/miosa-go/miosatest"
 )
 
 const sbComputer = `{"id":"sb_1","name":"demo","status":"creating","template_type":"miosa-sandbox","created_at":"2026-05-18T00:00:00Z"}`
@@ -143,6 +144,71 @@ func TestSandboxesDelete_DeletesTheComputerWithoutForce(t *testing.T) {
 		assert.Empty(t, r.Query)
 		assert.Empty(t, r.Body)
 	}
+}
+
+func TestSandboxesDestroy_ForcesTheDeleteAndCountsA404ToARetryAsDone(t *testing.T) {
+	srv, c := newScriptedServer(t, reply{http.StatusServiceUnavailable, `{"error":"deleted, then the proxy failed"}`},
+		reply{http.StatusNotFound, `{"error":{"code":"NOT_FOUND","message":"Host not found"}}`})
+	require.NoError(t, c.Sandboxes.Destroy(t.Context(), "sb/1"))
+	reqs := srv.Requests()
+	require.Len(t, reqs, 2)
+	for _, r := range reqs {
+		assert.Equal(t, http.MethodDelete, r.Method)
+		assert.Equal(t, "/computers/sb%2F1", r.Path)
+		assert.Equal(t, "force=true", r.Query)
+	}
+}
+
+// A plain delete of a running machine is refused with 409, and the
+// server's own advice ("delete with force=true") names no Go call: the
+// error says which one to use.
+func TestDelete_AConflictSaysToUseDestroy(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	c := srv.Client()
+	for name, del := range map[string]func(context.Context, string, ...miosa.Option) error{
+		"Computers.Delete": c.Computers.Delete, "Sandboxes.Delete": c.Sandboxes.Delete,
+	} {
+		t.Run(name, func(t *testing.T) {
+			sb, err := c.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+			require.NoError(t, err)
+			err = del(t.Context(), sb.ID)
+			require.ErrorIs(t, err, miosa.ErrConflict)
+			var apiErr *miosa.APIError
+			require.ErrorAs(t, err, &apiErr)
+			assert.Contains(t, apiErr.Message, "use Computers.Destroy or Sandboxes.Destroy")
+			assert.Contains(t, err.Error(), "Sandboxes.Destroy")
+
+			require.NoError(t, c.Sandboxes.Destroy(t.Context(), sb.ID))
+			_, found := srv.Status(sb.ID)
+			assert.False(t, found)
+		})
+	}
+	t.Run("a forced delete's conflict has no such hint", func(t *testing.T) {
+		_, c := newScriptedServer(t, reply{http.StatusConflict, `{"error":"snapshot in progress","code":"CONFLICT"}`})
+		err := c.Sandboxes.Destroy(t.Context(), "sb_1")
+		require.ErrorIs(t, err, miosa.ErrConflict)
+		assert.NotContains(t, err.Error(), "Destroy")
+	})
+}
+
+func TestSandboxesCreate_TheFakeAppliesTheSandboxSettings(t *testing.T) {
+	srv := miosatest.NewServer(t)
+	c := srv.Client()
+	sb, err := c.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{
+		Tags: []string{"eval"}, AlwaysOn: true, Timeout: 1500 * time.Millisecond, IdleTimeout: 5 * time.Minute,
+	})
+	require.NoError(t, err)
+	fetched, err := c.Sandboxes.Get(t.Context(), sb.ID)
+	require.NoError(t, err)
+	for _, got := range []*miosa.Sandbox{sb, fetched} {
+		assert.Equal(t, []string{"eval"}, got.Tags)
+		assert.True(t, got.AlwaysOn)
+		assert.Equal(t, 2*time.Second, got.Timeout, "whole seconds, rounded up")
+		assert.Equal(t, 5*time.Minute, got.IdleTimeout)
+	}
+	creates := srv.RequestsTo("POST", "/computers")
+	require.Len(t, creates, 1)
+	assert.JSONEq(t, `{"template_type":"miosa-sandbox","tags":["eval"],"always_on":true,"timeout_sec":2,"idle_timeout_sec":300}`, string(creates[0].Body))
 }
 
 func TestSandboxesFork_SendsOnlySetFields(t *testing.T) {
@@ -313,6 +379,7 @@ func TestSandboxes_InvalidInputSendsNothing(t *testing.T) {
 		{"get empty id", func(c *miosa.Client) error { _, err := c.Sandboxes.Get(ctx, ""); return err }},
 		{"get dot-dot", func(c *miosa.Client) error { _, err := c.Sandboxes.Get(ctx, ".."); return err }},
 		{"delete blank id", func(c *miosa.Client) error { return c.Sandboxes.Delete(ctx, " ") }},
+		{"destroy dot-dot", func(c *miosa.Client) error { return c.Sandboxes.Destroy(ctx, "..") }},
 		{"fork control char", func(c *miosa.Client) error {
 			_, err := c.Sandboxes.Fork(ctx, "sb\x00", miosa.SandboxForkParams{})
 			return err

@@ -2,10 +2,13 @@ package miosa
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/miosa-ai/miosa-go/internal/wire"
 )
 
 // secret holds the API key where no printer can reach it. The key lives in
@@ -44,11 +47,56 @@ func (s secret) scrub(text string) string {
 	return strings.ReplaceAll(text, key, redacted)
 }
 
-// scrubBytes is scrub for a body; it returns b itself when the key is absent.
+// scrubBytes is scrub for a body the SDK will decode, and the one place a
+// server's answer is cleaned: every text the SDK hands out (an error's
+// message, an APIError field, a decoded value, Raw) is decoded from the
+// bytes it returns. So besides the key as it stands, it replaces the key
+// inside any JSON string that spells some of its characters as escapes
+// (msk\u005f...), which decoding would turn back into the key: such a
+// string is rewritten, decoded, cleaned and encoded again. It returns b
+// itself when the key is in it in no spelling.
 func (s secret) scrubBytes(b []byte) []byte {
 	key := s.reveal()
-	if key == "" || !bytes.Contains(b, []byte(key)) {
+	if key == "" {
 		return b
 	}
-	return bytes.ReplaceAll(b, []byte(key), []byte(redacted))
+	if bytes.Contains(b, []byte(key)) {
+		b = bytes.ReplaceAll(b, []byte(key), []byte(redacted))
+	}
+	if bytes.IndexByte(b, '\\') < 0 {
+		return b // no escapes: nothing decodes into anything else
+	}
+	return scrubEscapedStrings(b, key)
+}
+
+// scrubEscapedStrings rewrites every JSON string in b that holds an escape
+// and decodes to text containing key, as the encoding of that text with key
+// replaced. Strings without a backslash, and text outside strings, are
+// left as they are.
+func scrubEscapedStrings(b []byte, key string) []byte {
+	var out []byte // nil until a string is rewritten
+	copied := 0    // b[:copied] is in out
+	for i := 0; i < len(b); {
+		open := bytes.IndexByte(b[i:], '"')
+		if open < 0 {
+			break
+		}
+		start := i + open
+		end := min(wire.StringEnd(b, start), len(b))
+		i = end
+		if bytes.IndexByte(b[start:end], '\\') < 0 {
+			continue
+		}
+		var text string
+		if json.Unmarshal(b[start:end], &text) != nil || !strings.Contains(text, key) {
+			continue
+		}
+		clean, _ := json.Marshal(strings.ReplaceAll(text, key, redacted)) // a string always encodes
+		out = append(append(out, b[copied:start]...), clean...)
+		copied = end
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[copied:]...)
 }

@@ -183,7 +183,7 @@ func (e *MachineStateError) Error() string {
 	what := fmt.Sprintf("miosa: %s %s", cmp.Or(e.kind, "machine"), e.ID)
 	want := cmp.Or(e.want, "the wanted state")
 	if e.Err != nil {
-		return fmt.Sprintf("%s is gone while waiting for %s: %v", what, want, e.Err)
+		return oncePrefixed(fmt.Sprintf("%s is gone while waiting for %s: %v", what, want, e.Err))
 	}
 	return fmt.Sprintf("%s is in state %q while waiting for %s", what, e.Status, want)
 }

@@ -40,3 +40,31 @@ func ExampleMachineStateError() {
 	// status: error
 	// timed out: false
 }
+
+// WaitUntilReady reports a sandbox that is not ready in time as
+// (false, nil): a timeout is not an error, so the bool must be checked.
+func ExampleSandboxesService_WaitUntilReady() {
+	srv, err := miosatest.Start(miosatest.WithBootDelay(time.Hour)) // a sandbox that takes an hour to boot
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	client := srv.Client()
+	ctx := context.Background()
+
+	sb, err := client.Sandboxes.Create(ctx, miosa.ComputerCreateParams{Name: "slow"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Sandboxes.Destroy(ctx, sb.ID)
+
+	ready, err := client.Sandboxes.WaitUntilReady(ctx, sb.ID, miosa.WaitOptions{Timeout: 50 * time.Millisecond})
+	if err != nil {
+		log.Fatal(err) // the context ended, the sandbox failed or is gone, or polling was refused
+	}
+	if !ready {
+		fmt.Println("not ready in time; no error")
+	}
+	// Output:
+	// not ready in time; no error
+}

@@ -64,7 +64,7 @@ func TestMachineStateError_SaysWhatAndUnwrapsTheNotFound(t *testing.T) {
 	require.ErrorAs(t, gone, &stateErr)
 	assert.Equal(t, StatusDestroyed, stateErr.Status)
 	assert.ErrorIs(t, gone, ErrNotFound)
-	assert.Equal(t, "miosa: sandbox sb_1 is gone while waiting for it to be ready: miosa: 404 NOT_FOUND: no such sandbox", gone.Error())
+	assert.Equal(t, "miosa: sandbox sb_1 is gone while waiting for it to be ready: 404 NOT_FOUND: no such sandbox", gone.Error())
 
 	other := &APIError{StatusCode: 403}
 	assert.Same(t, error(other), sandbox.gone(other), "only a 404 means gone")

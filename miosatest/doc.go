@@ -131,7 +131,10 @@
 // HandleExec and HandlePython register results per exact command or code;
 // HandleExecFunc answers the rest. Without them, "echo ..." echoes and any
 // other command exits 127. WithLocalShell runs commands for real on this
-// machine, in a temporary directory per computer; it is not isolated.
+// machine, in a temporary directory per computer; it is not isolated. As on
+// the real server, a command runs on when its client goes away (a break out
+// of a stream, a context that ends during Run): it ends by itself, by its
+// timeout, when its machine stops or is deleted, or when the server closes.
 //
 // # Files
 //

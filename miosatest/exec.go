@@ -149,8 +149,8 @@ func (e *engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 		return
 	}
 
-	ctx, cancel := e.requestContext(r)
-	defer cancel()
+	// The command runs to its end whether or not the client waits for it.
+	ctx := e.commandContext(req.ComputerID)
 	res, ok := e.registeredResult(ctx, req)
 	if !ok {
 		res = e.shell.run(ctx, req)
@@ -158,9 +158,9 @@ func (e *engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 	switch {
 	case r.Context().Err() != nil:
 		return // the client is gone; there is nobody to answer
-	case e.closeCtx.Err() != nil:
-		// The server shut down under the command: no answer, as when a
-		// real machine goes away mid-command.
+	case ctx.Err() != nil:
+		// The machine stopped, or the server shut down, under the command:
+		// no answer, as when a real machine goes away mid-command.
 		dropConnection(w)
 		return
 	}
@@ -302,8 +302,11 @@ func (s *Server) HandlePython(code string, res ExecResult) {
 }
 
 // HandleExecFunc makes fn answer every exec call, shell or Python, that no
-// exact registration matches. fn may be called concurrently; ctx ends when
-// the client goes away or the server closes. nil restores the default.
+// exact registration matches (and streamed execs that no script matches).
+// fn may be called concurrently. fn is the command: like a command on the
+// real server it runs on when the client goes away, and its ctx ends when
+// the machine stops, restarts or is deleted, or when the server closes.
+// nil restores the default.
 func (s *Server) HandleExecFunc(fn func(ctx context.Context, req ExecRequest) ExecResult) {
 	s.engine.HandleExecFunc(fn)
 }

@@ -106,8 +106,9 @@ func (e *engine) execStream(w http.ResponseWriter, r *http.Request) {
 	if !ok || !e.running(w, "sandbox", req.ComputerID) {
 		return
 	}
-	ctx, cancel := e.requestContext(r)
-	defer cancel()
+	// The command runs to its end whether or not the client stays to read
+	// it: what it writes after the client left goes nowhere.
+	ctx := e.commandContext(req.ComputerID)
 	out := execEvents{send: startEventStream(w), requestID: w.Header().Get("X-Request-ID")}
 
 	script, scripted := e.streams.lookup(req.Command)
@@ -115,13 +116,13 @@ func (e *engine) execStream(w http.ResponseWriter, r *http.Request) {
 		res, ok := e.registeredResult(ctx, req)
 		if !ok {
 			e.shell.stream(ctx, req, out)
-			e.dropIfClosing(w)
+			dropIfEnded(ctx, w)
 			return
 		}
 		script = streamOf(res)
 	}
 	if !out.play(ctx, script) {
-		e.dropIfClosing(w)
+		dropIfEnded(ctx, w)
 		return
 	}
 	switch script.End {
@@ -223,15 +224,26 @@ func (o execEvents) abort() {
 	o.send("event: exit\ndata: " + string(data) + "\n\n")
 }
 
-// play sends script's lines, each after its delay, then waits ExitDelay.
-// It reports false when ctx ended or the client went away first.
+// play sends script's lines, each after its delay, then waits ExitDelay,
+// whether or not the client is still there to read them. It reports false
+// when ctx (the machine's commands, see commandContext) ended first.
 func (o execEvents) play(ctx context.Context, script ExecStream) bool {
 	for _, l := range script.Lines {
-		if retry.Sleep(ctx, l.Delay) != nil || !o.line(l.Stderr, l.Text) {
+		if retry.Sleep(ctx, l.Delay) != nil {
 			return false
 		}
+		o.line(l.Stderr, l.Text)
 	}
 	return retry.Sleep(ctx, script.ExitDelay) == nil
+}
+
+// dropIfEnded cuts the connection of a streamed command whose machine
+// stopped, or whose server closed, under it: no exit event, as when a real
+// machine goes away mid-command.
+func dropIfEnded(ctx context.Context, w http.ResponseWriter) {
+	if ctx.Err() != nil {
+		dropConnection(w)
+	}
 }
 
 // outputLine is a line the local shell read from a command.
@@ -242,7 +254,8 @@ type outputLine struct {
 
 // stream runs req like run, but sends each line of output as the command
 // writes it, then the exit: exit code -1 and timed out when its timeout
-// passed. When the client goes away the command is killed.
+// passed. When the client goes away the command runs on, its output read
+// and dropped, until it ends by itself, by its timeout, or with ctx.
 func (s *localShell) stream(ctx context.Context, req ExecRequest, out execEvents) {
 	cmd, runCtx, cancel, timeout, err := s.command(ctx, req)
 	if err != nil {
@@ -279,9 +292,7 @@ func (s *localShell) stream(ctx context.Context, req ExecRequest, out execEvents
 		done <- err
 	}()
 	for l := range lines {
-		if !out.line(l.stderr, l.text) {
-			cancel() // the client is gone: stop the command
-		}
+		out.line(l.stderr, l.text)
 	}
 	err = <-done
 	switch {
@@ -320,7 +331,8 @@ func forwardLines(ctx context.Context, r io.Reader, stderr bool, lines chan<- ou
 // lines as server-sent events, each after its delay, then its end. Faults
 // mid-stream are ends: ExecStreamDrop after the lines cuts the connection,
 // ExecStreamError sends an exit carrying an error. A later registration of
-// the same command replaces the earlier one.
+// the same command replaces the earlier one. A script plays to its end even
+// when its client breaks out early, as a command on the real server runs on.
 //
 // Streamed commands nobody scripted run in the local shell
 // (WithLocalShell), each line sent the moment the process writes it;

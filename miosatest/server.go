@@ -107,8 +107,20 @@ func WithStrictValidation() Option {
 // WithLocalShell makes exec calls that no handler answers really run, on
 // this machine: shell commands with /bin/sh -c, Python with python3 -c, in a
 // temporary directory per computer (working_dir is taken inside it),
-// honouring the request's timeout (exit code 124 when it passes) and env.
-// The directories are removed by Close.
+// honouring the request's timeout (exit code 124 when it passes; 60 s when
+// the request sets none) and env. The directories are removed by Close.
+//
+// The blocking exec (POST /computers/{id}/exec and /exec/python) reads its
+// "timeout" in milliseconds, as the API documents; the streamed exec reads
+// whole seconds. A client that sends the blocking exec's timeout in seconds
+// (30 meaning 30 s) sees its command killed after that many milliseconds:
+// exit code 124, "miosatest: command timed out after 30ms" on stderr, and
+// ExecRequest.TimeoutSent showing the number it sent.
+//
+// A command runs on when the client that started it goes away (a break out
+// of a streamed exec, a context that ends during the call), as on the real
+// server: it ends by itself, by its timeout, when its machine stops,
+// restarts or is deleted, or when the server closes.
 //
 // This is NOT a sandbox: commands run as the test process's user, with its
 // environment and its access to the file system and the network. Use it

@@ -1,6 +1,7 @@
 package miosatest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -55,6 +56,11 @@ type machine struct {
 	// gen counts transitions, so a scheduled boot that a stop overtook
 	// does nothing when its timer fires.
 	gen int
+	// commands is the context of the commands running on the machine, made
+	// by the first one (commandContext) and ended by endCommands when the
+	// machine leaves "running".
+	commands    context.Context
+	endCommands context.CancelFunc
 }
 
 // machineView is a machine as the API sends it.
@@ -171,6 +177,7 @@ func (e *engine) setStatus(m *machine, status string) {
 	case wasRunning:
 		m.ready = make(chan struct{})
 		m.readyAt = time.Time{}
+		e.endCommands(m)
 	}
 }
 

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -38,7 +39,13 @@ func main() {
 	}
 }
 
-func run(client *miosa.Client) error {
+func run(client *miosa.Client) (err error) {
+	// Deferred first, so it runs last: after both sandboxes were deleted.
+	defer func() {
+		if err == nil {
+			fmt.Println("done: both sandboxes are deleted")
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -47,11 +54,7 @@ func run(client *miosa.Client) error {
 		return err
 	}
 	fmt.Printf("created sandbox %s (%s)\n", sb.ID, sb.Status)
-	defer func() {
-		if err := client.Computers.Destroy(context.WithoutCancel(ctx), sb.ID); err != nil {
-			log.Printf("deleting %s: %v", sb.ID, err)
-		}
-	}()
+	defer func() { err = errors.Join(err, client.Sandboxes.Destroy(context.WithoutCancel(ctx), sb.ID)) }()
 
 	start := time.Now()
 	ready, err := client.Sandboxes.WaitUntilReady(ctx, sb.ID, miosa.WaitOptions{})
@@ -77,11 +80,7 @@ func run(client *miosa.Client) error {
 		return err
 	}
 	fmt.Printf("forked into %s\n", fork.ID)
-	defer func() {
-		if err := client.Computers.Destroy(context.WithoutCancel(ctx), fork.ID); err != nil {
-			log.Printf("deleting %s: %v", fork.ID, err)
-		}
-	}()
+	defer func() { err = errors.Join(err, client.Sandboxes.Destroy(context.WithoutCancel(ctx), fork.ID)) }()
 
 	preview, err := client.Sandboxes.PreviewToken(ctx, sb.ID, miosa.PreviewTokenParams{ExpiresIn: 15 * time.Minute})
 	if err != nil {
