@@ -209,6 +209,9 @@ func (c *Client) readExecStream(ctx context.Context, resp *http.Response, yield 
 			}
 			return fmt.Errorf("the stream broke before the command's exit event: %w", err)
 		}
+		// Cleaned before decoding, as every answer is: lines and an exit's
+		// error text then cannot hold the key, in any spelling.
+		raw.data = c.key.scrubBytes(raw.data)
 		ev, ok, err := decodeExecEvent(raw, &scratch)
 		if err != nil {
 			return err
@@ -216,7 +219,6 @@ func (c *Client) readExecStream(ctx context.Context, resp *http.Response, yield 
 		if !ok {
 			continue
 		}
-		ev.Line = c.key.scrub(ev.Line)
 		if !yield(ev) || ev.Kind == ExecExit {
 			return nil
 		}

@@ -250,6 +250,9 @@ func (f *processFollow) connect(ctx context.Context) (end streamEnd, progress bo
 // (its data a JSON object with a "line" string, or else the line itself),
 // the exit, or, reporting false, anything else.
 func (f *processFollow) decode(raw streamEvent) (ExecEvent, bool, error) {
+	// Cleaned before decoding, as every answer is: a line cannot hold the
+	// key, in any spelling.
+	raw.data = f.processes.client.key.scrubBytes(raw.data)
 	var kind ExecEventKind
 	switch string(raw.name) {
 	case eventStdout:
@@ -261,7 +264,7 @@ func (f *processFollow) decode(raw streamEvent) (ExecEvent, bool, error) {
 	default:
 		return ExecEvent{}, false, nil
 	}
-	return ExecEvent{Kind: kind, Line: f.processes.client.key.scrub(processLine(raw.data))}, true, nil
+	return ExecEvent{Kind: kind, Line: processLine(raw.data)}, true, nil
 }
 
 // processLine returns the line an output event's data carries: the "line"
