@@ -62,13 +62,15 @@
 // promises it did nothing) is retried whatever the call.
 //
 // Create-type calls (computer and sandbox create, fork, template create,
-// build create) carry an Idempotency-Key, generated once per logical call or
-// given with WithIdempotencyKey, and sent unchanged on every attempt, so the
-// server creates at most one resource. Calls that are neither safe to repeat
-// nor keyed (exec, start, stop, restart, update) are retried only when the
-// request provably never reached the server, or was refused with 429. Once
-// such a request may have arrived and no answer came back, the error matches
-// ErrOutcomeUnknown: the command may or may not have run.
+// build create, snapshot create, restore, resume) carry an Idempotency-Key,
+// generated once per logical call or given with WithIdempotencyKey, and
+// sent unchanged on every attempt, so the server creates at most one
+// resource. Calls that are neither safe to repeat nor keyed (exec, start,
+// stop, restart, update, extend, a desktop action, a process start or its
+// stdin) are retried only when the request provably never reached the
+// server, or was refused with 429. Once such a request may have arrived and
+// no answer came back, the error matches ErrOutcomeUnknown: the command may
+// or may not have run, the click may or may not have landed.
 //
 // # Waiting for readiness
 //
@@ -76,6 +78,23 @@
 // (server-sent events) and reports ready the moment the server says so; if
 // the stream is unavailable it falls back to polling. Computers.WaitForStatus
 // and SandboxTemplates.WaitForBuild poll.
+//
+// # Streams
+//
+// Exec.Stream and Processes.Follow yield a command's output line by line as
+// an iter.Seq2[ExecEvent, error], read on the caller's goroutine. Range over
+// them with two variables: a one-variable range compiles and drops the
+// error. ExecParams.Stdout and Stderr stream into writers instead, as
+// os/exec does, and cannot drop it.
+//
+// # Desktops, processes and snapshots
+//
+// Desktop sees a desktop computer's screen (screenshots streamed into an
+// io.Writer, checked to be a PNG) and drives it (click, type, keys, windows).
+// Processes starts commands that outlive the call, found again by their
+// sandbox id and PID from any goroutine or a restarted program. Snapshots
+// checkpoints a sandbox and restores new sandboxes from a checkpoint;
+// Sandboxes.Extend, Pause and Resume manage a sandbox's lifetime.
 //
 // # Testing
 //
