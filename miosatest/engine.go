@@ -77,6 +77,9 @@ type engineConfig struct {
 	// LocalShell runs exec requests on this machine with /bin/sh and python3,
 	// each machine in its own temporary directory. It is not isolated.
 	LocalShell bool
+	// RateLimit, when positive, is how many requests a second the server
+	// accepts (see ratelimit.go); the rest are refused with 429.
+	RateLimit int
 }
 
 const (
@@ -115,6 +118,7 @@ type engine struct {
 	streams execStreams
 	shell   localShell
 	exports exportStore
+	rate    requestRate
 }
 
 // newEngine returns an engine configured by cfg, with defaults for unset fields.
@@ -136,6 +140,7 @@ func newEngine(cfg engineConfig) *engine {
 		templates: map[string]*template{},
 		builds:    map[string]*build{},
 		timers:    map[*time.Timer]struct{}{},
+		rate:      newRequestRate(cfg.RateLimit),
 	}
 	e.closeCtx, e.closeNow = context.WithCancel(context.Background())
 	e.closing = e.closeCtx.Done()
@@ -228,6 +233,9 @@ func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if msg, ok := e.authenticate(r.Header.Get("Authorization")); !ok {
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", msg)
+		return
+	}
+	if e.rate.refuse(w) {
 		return
 	}
 	if f, ok := e.faults.take(r.Method, rel); ok {

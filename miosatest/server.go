@@ -46,6 +46,7 @@ type Server struct {
 	// httpClient reaches the server: httptest's own client, or one that
 	// dials in-memory pipes.
 	httpClient *http.Client
+	conns      *connCounter
 	tb         testing.TB
 	apiKey     string
 	once       sync.Once
@@ -56,9 +57,10 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	engine   engineConfig
-	tls      bool
-	inMemory bool
+	engine     engineConfig
+	tls        bool
+	inMemory   bool
+	maxStreams int // HTTP/2 streams per connection; 0: Go's default
 }
 
 // WithBootDelay sets how long machines take to boot: they stay "creating"
@@ -221,6 +223,9 @@ func Start(opts ...Option) (*Server, error) {
 	if cfg.engine.BootDelay < 0 || cfg.engine.BuildStepDelay < 0 || cfg.engine.HeartbeatInterval < 0 || cfg.engine.StreamTimeout < 0 {
 		return nil, fmt.Errorf("miosatest: delays and intervals must not be negative")
 	}
+	if cfg.maxStreams < 0 {
+		return nil, fmt.Errorf("miosatest: WithMaxConcurrentStreams must not be negative")
+	}
 	if cfg.inMemory && cfg.tls {
 		return nil, fmt.Errorf("miosatest: WithInMemoryNetwork and WithTLS cannot be combined")
 	}
@@ -238,7 +243,12 @@ func Start(opts ...Option) (*Server, error) {
 		}
 	}
 	engine := newEngine(cfg.engine)
-	hs := &httptest.Server{Listener: l, Config: &http.Server{Handler: engine}}
+	conns := &connCounter{}
+	hs := &httptest.Server{Listener: l, Config: &http.Server{
+		Handler:   conns.serving(engine),
+		ConnState: conns.track,
+		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: cfg.maxStreams},
+	}}
 	if cfg.tls {
 		hs.EnableHTTP2 = true
 		hs.StartTLS()
@@ -253,7 +263,7 @@ func Start(opts ...Option) (*Server, error) {
 	if cfg.engine.APIKey != "" {
 		apiKey = cfg.engine.APIKey
 	}
-	return &Server{URL: hs.URL + "/api/v1", engine: engine, http: hs, httpClient: httpClient, apiKey: apiKey}, nil
+	return &Server{URL: hs.URL + "/api/v1", engine: engine, http: hs, httpClient: httpClient, conns: conns, apiKey: apiKey}, nil
 }
 
 // Close stops the server: it ends open readiness streams, pending delays
