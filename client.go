@@ -21,6 +21,11 @@ type Client struct {
 	Exec *ExecService
 	// Files moves files in and out of a computer or sandbox, streamed.
 	Files *FilesService
+	// Snapshots checkpoints sandboxes and restores new ones from them.
+	Snapshots *SnapshotsService
+	// Processes runs commands in the background on a sandbox and finds
+	// them again by their PID.
+	Processes *ProcessesService
 
 	// key is the API key, kept to scrub it from anything a server echoes.
 	key secret
@@ -76,6 +81,8 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	c.Computers = &ComputersService{client: c}
 	c.Exec = &ExecService{client: c}
 	c.Files = &FilesService{client: c}
+	c.Snapshots = &SnapshotsService{client: c}
+	c.Processes = &ProcessesService{client: c}
 	return c, nil
 }
 

@@ -2,6 +2,7 @@ package miosa
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,9 +35,12 @@ const (
 
 // Computer is a machine: a full desktop, or a sandbox (see Sandbox).
 type Computer struct {
-	ID           string         `json:"id"`
-	Name         string         `json:"name"`
-	Slug         string         `json:"slug"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Slug string `json:"slug"`
+	// Status and TemplateType come from "status" and "template_type", or,
+	// when those are absent, from "state" and "template_id", as the native
+	// sandbox routes (/sandboxes/{id}/...) name them.
 	Status       ComputerStatus `json:"status"`
 	TemplateType string         `json:"template_type"`
 	Size         string         `json:"size"`
@@ -120,7 +124,8 @@ func (c *Computer) decodeBare(body []byte, envelopeKeys []string) bool {
 // fromWire sets c from its decoded form and the object it was decoded from.
 func (c *Computer) fromWire(w *computerWire, data []byte) {
 	*c = Computer{
-		ID: w.ID, Name: w.Name, Slug: w.Slug, Status: w.Status, TemplateType: w.TemplateType, Size: w.Size,
+		ID: w.ID, Name: w.Name, Slug: w.Slug, Status: cmp.Or(w.Status, w.State),
+		TemplateType: cmp.Or(w.TemplateType, w.TemplateID), Size: w.Size,
 		IPAddress: w.IPAddress, VNCURL: w.VNCURL, Visibility: w.Visibility, TenantID: w.TenantID,
 		WorkspaceID: w.WorkspaceID, Metadata: w.Metadata, ExternalWorkspaceID: w.ExternalWorkspaceID,
 		ExternalUserID: w.ExternalUserID, ExternalProjectID: w.ExternalProjectID,
@@ -141,6 +146,8 @@ type computerWire struct {
 	Slug                string            `json:"slug"`
 	Status              ComputerStatus    `json:"status"`
 	TemplateType        string            `json:"template_type"`
+	State               ComputerStatus    `json:"state"`       // the native sandbox routes' status
+	TemplateID          string            `json:"template_id"` // the native sandbox routes' template_type
 	Size                string            `json:"size"`
 	IPAddress           string            `json:"ip_address"`
 	VNCURL              string            `json:"vnc_url"`

@@ -6,6 +6,7 @@ import (
 
 	"github.com/miosa-ai/miosa-go/internal/wire"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestDecodeObject_EveryTypeRefusesAWrongGuess guards decodeGuess's first guess:
@@ -26,6 +27,7 @@ func TestDecodeObject_EveryTypeRefusesAWrongGuess(t *testing.T) {
 		"SandboxTemplate":  func(b []byte) error { _, err := decodeObject[SandboxTemplate](b); return err },
 		"ValidationResult": func(b []byte) error { _, err := decodeObject[ValidationResult](b); return err },
 		"TemplateBuild":    func(b []byte) error { _, err := decodeObject[TemplateBuild](b); return err },
+		"Snapshot":         func(b []byte) error { _, err := decodeObject[Snapshot](b); return err },
 	}
 	for name, decode := range decoders {
 		t.Run(name, func(t *testing.T) {
@@ -43,6 +45,11 @@ func FuzzDecodeGuess(f *testing.F) {
 		`{"id":"a","data":{"id":"b"}}`, `{"id":"a","DATA":{"id":"b"}}`, `{"id":"a","Sandbox":{}}`,
 		`{"id":"a","data":"x"}`, `{"data":{"id":"a"},"data":"x"}`, `{"\u0064ata":{"id":"b"},"id":"a"}`,
 		`{"data":{"id":"a"}} `, ` {"id":"a"}`, `{"id":"a","result":[{}]}`,
+		// The native sandbox routes' naming, alone and beside the other.
+		`{"data":{"id":"sb_1","state":"provisioning","template_id":"miosa-sandbox","timeout_sec":300}}`,
+		`{"id":"sb_1","state":"paused","template_id":"node-22"}`,
+		`{"id":"sb_1","status":"running","state":"paused","template_type":"a","template_id":"b"}`,
+		`{"id":"a","state":"running","sandbox":{"id":"b","state":"paused"}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -73,4 +80,26 @@ func TestComputerDecodeBare_OnlyForTheKeysItNotes(t *testing.T) {
 	assert.Equal(t, "cmp_1", c.ID)
 	assert.False(t, new(Computer).decodeBare([]byte(computerJSON), []string{"machine"}),
 		"a call naming a key computerWire does not note cannot take a bare guess")
+}
+
+func TestComputer_NativeNamingsFillStatusAndTemplateWhenAbsent(t *testing.T) {
+	for _, tc := range []struct {
+		name, object string
+		status       ComputerStatus
+		templateType string
+	}{
+		{"native", `{"id":"sb_1","state":"paused","template_id":"node-22"}`, StatusPaused, "node-22"},
+		{"computer", `{"id":"sb_1","status":"running","template_type":"miosa-sandbox"}`, StatusRunning, DefaultSandboxTemplate},
+		{"both: status and template_type win", `{"id":"sb_1","status":"running","state":"paused","template_type":"a","template_id":"b"}`, StatusRunning, "a"},
+		{"empty status falls back", `{"id":"sb_1","status":"","state":"provisioning","template_type":"","template_id":"b"}`, StatusProvisioning, "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, body := range []string{tc.object, `{"data":` + tc.object + `}`} {
+				got, ok := decodeGuess[Computer]([]byte(body), computerEnvelopeKeys)
+				require.True(t, ok, body)
+				assert.Equal(t, tc.status, got.Status, body)
+				assert.Equal(t, tc.templateType, got.TemplateType, body)
+			}
+		})
+	}
 }

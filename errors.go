@@ -39,8 +39,16 @@ var (
 	// may or may not have acted on it. The cause is wrapped too.
 	ErrOutcomeUnknown = errors.New("miosa: outcome unknown: the request was sent but no answer came back")
 	// ErrWaitTimeout is returned when a status wait (WaitForStatus,
-	// WaitForBuild) runs out of time before the wanted state is reached.
+	// WaitForBuild, WaitReady) runs out of time before the wanted state is
+	// reached.
 	ErrWaitTimeout = errors.New("miosa: wait timed out")
+	// ErrStreamGap ends Processes.Follow when its stream broke while the
+	// process still ran and cannot be resumed without losing or repeating
+	// output: the server sent no event ids, or cut the stream again and
+	// again. What was yielded before it came in order and once; what the
+	// process wrote after the break was not yielded. Logs returns what the
+	// server kept.
+	ErrStreamGap = errors.New("miosa: stream gap: the followed stream broke while the process still ran, and output may be missing")
 )
 
 // APIError is a non-2xx answer from the MIOSA API. Use errors.Is with the

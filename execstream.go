@@ -1,19 +1,15 @@
 package miosa
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/r3labs/sse/v2"
 )
 
 // ExecEventKind says what an ExecEvent carries.
@@ -58,6 +54,9 @@ type execStreamBody struct {
 // sequence ends after the one ExecExit event. ExecParams.Timeout goes to
 // the server in whole seconds, rounded up, at most 24 hours.
 //
+// Output lines are text from the command: a line that contains the API key
+// has it replaced with "[redacted]", as Run's output has.
+//
 // A server without the streaming endpoint (404 or 405) gets the blocking
 // exec instead (POST /computers/{id}/exec, see Run); its output is then
 // yielded once the command has finished: the stdout lines, then the stderr
@@ -69,7 +68,10 @@ type execStreamBody struct {
 //   - an error matching ErrOutcomeUnknown when the command may have run but
 //     its exit is not known: the request was sent and no answer came, or
 //     the stream broke or ended before the exit event, or its exit event
-//     carried an error;
+//     carried an error or no exit code (a missing code is never read as 0),
+//     or the server redirected the request and the answer where it pointed
+//     was a refusal (the command may have run before the redirect: that
+//     answer is never taken for a missing endpoint);
 //   - an error wrapping ctx's error when ctx ends, promptly, even while the
 //     stream waits for the command's next line.
 //
@@ -100,13 +102,12 @@ func (s *ExecService) Stream(ctx context.Context, sandboxID string, params ExecP
 			defer cancel()
 		}
 		op.consume = func(resp *http.Response) error {
-			return readExecStream(streamCtx, resp, func(ev ExecEvent) bool { return yield(ev, nil) })
+			return s.client.readExecStream(streamCtx, resp, func(ev ExecEvent) bool { return yield(ev, nil) })
 		}
 		_, err = s.client.send(streamCtx, op, opts)
-		var apiErr *APIError
 		switch {
 		case err == nil:
-		case errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusMethodNotAllowed):
+		case streamEndpointMissing(err):
 			s.streamBlocking(ctx, sandboxID, params, opts, yield)
 		default:
 			yield(ExecEvent{}, err)
@@ -156,58 +157,54 @@ func (s *ExecService) streamBlocking(ctx context.Context, id string, params Exec
 	yield(ExecEvent{Kind: ExecExit, ExitCode: res.ExitCode}, nil)
 }
 
-// The streamed exec: the events of POST /sandboxes/{id}/exec/stream, read
-// with the library's frame parser straight from the answer the pipeline
-// hands over. The library's client is not used here: it can only GET, and
-// its read loop runs on a goroutine of its own, while this stream is read on
-// the caller's goroutine, one event per step of the caller's loop.
-
-// Event names of the streamed exec. Every other event and every comment is
-// ignored.
+// Event names of the streamed exec (and of a followed process). Every
+// other event and every comment is ignored.
 const (
 	eventStdout = "stdout"
 	eventStderr = "stderr"
 	eventExit   = "exit"
 )
 
-// errNoExit is a streamed exec that ended cleanly without its exit event.
-var errNoExit = errors.New("the stream ended before the command's exit event")
+var (
+	// errNoExit is a streamed exec that ended cleanly without its exit
+	// event.
+	errNoExit = errors.New("the stream ended before the command's exit event")
+	// errExitWithoutCode is an exit event that does not say how the command
+	// ended.
+	errExitWithoutCode = errors.New("the exit event carries no exit code")
+)
 
 // readExecStream reads a streamed exec's answer and passes each output line,
 // then the exit, to yield as soon as its event is complete. It returns nil
 // after the exit event or once yield returns false (the caller has what it
-// wanted: not a failure), and otherwise why the stream ended without a trustworthy exit: ctx's error, a
-// broken or oversized stream, a malformed event, or an exit carrying an
-// error object.
-func readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEvent) bool) error {
-	if mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mediaType != "text/event-stream" {
-		return &streamRefusedError{StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")}
+// wanted: not a failure), and otherwise why the stream ended without a
+// trustworthy exit: ctx's error, a broken or oversized stream, a malformed
+// event, or an exit that carries an error object or no exit code.
+func (c *Client) readExecStream(ctx context.Context, resp *http.Response, yield func(ExecEvent) bool) error {
+	events, err := newEventReader(resp)
+	if err != nil {
+		return err
 	}
-	events := sse.NewEventStreamReader(shortReads{&completeEvents{ReadCloser: resp.Body}}, maxStreamEvent)
 	var scratch execLineData
 	for {
-		block, err := events.ReadEvent()
+		raw, err := events.next(ctx)
 		if err != nil {
-			// The parser reports a read cut by cancellation as a clean end
-			// (io.EOF): only the context can tell them apart.
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
 			switch {
 			case err == io.EOF:
 				return errNoExit
-			case errors.Is(err, bufio.ErrTooLong):
-				return errEventTooLarge
+			case errors.Is(err, errEventTooLarge) || ctx.Err() != nil:
+				return err
 			}
 			return fmt.Errorf("the stream broke before the command's exit event: %w", err)
 		}
-		ev, ok, err := decodeExecEvent(block, &scratch)
+		ev, ok, err := decodeExecEvent(raw, &scratch)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			continue
 		}
+		ev.Line = c.key.scrub(ev.Line)
 		if !yield(ev) || ev.Kind == ExecExit {
 			return nil
 		}
@@ -219,12 +216,14 @@ type execLineData struct {
 	Line string `json:"line"`
 }
 
-// decodeExecEvent reads one event block of a streamed exec. It reports false
-// for comments and events other than stdout, stderr and exit. out is where
-// an output line is decoded: one reused for every event of a stream saves
-// an allocation per line.
-func decodeExecEvent(block []byte, out *execLineData) (ExecEvent, bool, error) {
-	name, data := eventFields(block)
+// decodeExecEvent reads one event of a streamed exec. It reports false for
+// comments and events other than stdout, stderr and exit. out is where an
+// output line is decoded: one reused for every event of a stream saves an
+// allocation per line. An exit without an exit code (none, null, or under
+// another name) is not an exit 0 but an unknown outcome, unless it says the
+// command timed out.
+func decodeExecEvent(raw streamEvent, out *execLineData) (ExecEvent, bool, error) {
+	name, data := raw.name, raw.data
 	switch string(name) {
 	case eventStdout, eventStderr:
 		*out = execLineData{}
@@ -238,20 +237,22 @@ func decodeExecEvent(block []byte, out *execLineData) (ExecEvent, bool, error) {
 		return ExecEvent{Kind: kind, Line: out.Line}, true, nil
 	case eventExit:
 		var exit struct {
-			ExitCode int             `json:"exit_code"`
+			ExitCode *int            `json:"exit_code"`
 			TimedOut bool            `json:"timed_out"`
 			Error    json.RawMessage `json:"error"`
 		}
 		if err := json.Unmarshal(data, &exit); err != nil {
 			return ExecEvent{}, false, fmt.Errorf("malformed exit event: %w", err)
 		}
-		if len(exit.Error) > 0 && string(exit.Error) != "null" {
+		switch {
+		case len(exit.Error) > 0 && !isJSONNull(exit.Error):
 			return ExecEvent{}, false, newStreamAbortedError(exit.Error)
+		case exit.TimedOut:
+			return ExecEvent{Kind: ExecExit, ExitCode: -1, TimedOut: true}, true, nil
+		case exit.ExitCode == nil:
+			return ExecEvent{}, false, errExitWithoutCode
 		}
-		if exit.TimedOut {
-			exit.ExitCode = -1
-		}
-		return ExecEvent{Kind: ExecExit, ExitCode: exit.ExitCode, TimedOut: exit.TimedOut}, true, nil
+		return ExecEvent{Kind: ExecExit, ExitCode: *exit.ExitCode}, true, nil
 	}
 	return ExecEvent{}, false, nil
 }

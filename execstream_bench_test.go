@@ -47,7 +47,14 @@ func execRawStream(hc *http.Client, base string, onLine func(string)) (int, erro
 		return 0, err
 	}
 	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
+	return rawStreamLines(resp.Body, onLine)
+}
+
+// rawStreamLines reads an output stream as a hand-written client does:
+// lines with bufio, each stdout/stderr data line decoded with
+// encoding/json, until the exit event.
+func rawStreamLines(body io.Reader, onLine func(string)) (int, error) {
+	r := bufio.NewReader(body)
 	var (
 		n     int
 		event string

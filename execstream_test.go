@@ -66,14 +66,7 @@ func (f *execStreamFake) respond(w http.ResponseWriter, r *http.Request, _ int) 
 
 func (f *execStreamFake) client(t testing.TB, opts ...miosa.Option) *miosa.Client {
 	t.Helper()
-	base := []miosa.Option{
-		miosa.WithBaseURL(f.srv.URL + "/api/v1"),
-		miosa.WithHTTPClient(f.httpClient),
-		miosa.WithRetryDelay(0, 0),
-	}
-	c, err := miosa.NewClient(scriptedKey, append(base, opts...)...)
-	require.NoError(t, err)
-	return c
+	return countingClient(t, f.srv.URL+"/api/v1", f.httpClient, opts...)
 }
 
 // allConnectionsClosed closes the client's idle connections and reports
@@ -347,6 +340,10 @@ func TestExecStream_UnfinishedStreamIsOutcomeUnknown(t *testing.T) {
 		{"exit carrying a bare error", execStreamHandler(line, "event: exit\ndata: {\"exit_code\":0,\"error\":\"lost\"}\n\n"), `"lost"`},
 		{"malformed output event", execStreamHandler(line, "event: stdout\ndata: {\"line\":42}\n\n"), "malformed stdout event"},
 		{"malformed exit event", execStreamHandler(line, "event: exit\ndata: exit 0\n\n"), "malformed exit event"},
+		{"exit without a code", execStreamHandler(line, "event: exit\ndata: {}\n\n"), "no exit code"},
+		{"exit with a null code", execStreamHandler(line, "event: exit\ndata: {\"exit_code\":null,\"timed_out\":false}\n\n"), "no exit code"},
+		{"exit with null data", execStreamHandler(line, "event: exit\ndata: null\n\n"), "no exit code"},
+		{"exit with the code renamed", execStreamHandler(line, "event: exit\ndata: {\"code\":0}\n\n"), "no exit code"},
 		{"not an event stream", execJSON(http.StatusOK, `{"output":"partial\n","exit_code":0}`), "not text/event-stream"},
 	}
 	for _, tt := range tests {
@@ -687,4 +684,59 @@ func TestExecStream_ManyMixedStreamsLeaveNothingBehind(t *testing.T) {
 	}
 	wg.Wait()
 	require.Eventually(t, f.allConnectionsClosed, 5*time.Second, time.Millisecond)
+}
+
+func TestExecStream_TimedOutExitNeedsNoCode(t *testing.T) {
+	f := newExecStreamFake(t, execStreamHandler("event: exit\ndata: {\"timed_out\":true}\n\n"), nil)
+	events, err := execStreamed(t, f.client(t).Exec.Stream(t.Context(), "sb_1", miosa.ExecParams{Command: "sleep 9"}))
+	require.NoError(t, err)
+	assert.Equal(t, []miosa.ExecEvent{{Kind: miosa.ExecExit, ExitCode: -1, TimedOut: true}}, events)
+}
+
+func TestExecStream_RefusalAfterARedirectNeverRunsTheCommandAgain(t *testing.T) {
+	for _, status := range []int{http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			rec := miosa.NewRecorder(func(w http.ResponseWriter, r *http.Request, _ int) {
+				switch {
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/exec/stream"):
+					// The server took the command, then sent the client on:
+					// a 303 after a POST is followed as a GET.
+					http.Redirect(w, r, "/api/v1/elsewhere", http.StatusSeeOther)
+				case r.Method == http.MethodGet:
+					w.Header().Set("Retry-After", "0")
+					execJSON(status, `{"error":{"code":"X","message":"no","retryable":true}}`)(w, r)
+				default:
+					execJSON(http.StatusOK, `{"output":"ran again\n","exit_code":0}`)(w, r)
+				}
+			})
+			srv := httptest.NewServer(rec)
+			t.Cleanup(srv.Close)
+			c, err := miosa.NewClient(scriptedKey, miosa.WithBaseURL(srv.URL+"/api/v1"), miosa.WithRetryDelay(0, 0))
+			require.NoError(t, err)
+			_, err = execStreamed(t, c.Exec.Stream(t.Context(), "sb_1", miosa.ExecParams{Command: "make"}))
+			require.ErrorIs(t, err, miosa.ErrOutcomeUnknown)
+			var apiErr *miosa.APIError
+			require.ErrorAs(t, err, &apiErr, "the refusal stays reachable")
+			assert.Equal(t, status, apiErr.StatusCode)
+			assert.Contains(t, err.Error(), "after a redirect")
+			var posts int
+			for _, r := range rec.Requests() {
+				if r.Method == http.MethodPost {
+					posts++
+				}
+			}
+			assert.Equal(t, 1, posts, "the command is sent once: no retry, no fallback to the blocking exec")
+		})
+	}
+}
+
+func TestExecStream_LinesEchoingTheKeyAreRedacted(t *testing.T) {
+	f := newExecStreamFake(t, execStreamHandler(
+		"event: stdout\ndata: {\"line\":\"key=\"}\n\n",
+		"event: stdout\ndata: {\"line\":\"key="+scriptedKey+"\"}\n\n",
+		"event: stderr\ndata: {\"line\":\"key=msk\\u005f"+strings.TrimPrefix(scriptedKey, "msk_")+"!\"}\n\n",
+		execExit0), nil)
+	events, err := execStreamed(t, f.client(t).Exec.Stream(t.Context(), "sb_1", miosa.ExecParams{Command: "env"}))
+	require.NoError(t, err)
+	assert.Equal(t, []miosa.ExecEvent{stdout("key="), stdout("key=[redacted]"), stderr("key=[redacted]!"), exitWith(0)}, events)
 }

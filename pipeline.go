@@ -116,6 +116,9 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	// redirected says the answer came from where the server redirected
+	// the request, not from the request's own endpoint.
+	redirected bool
 }
 
 func (r *response) ok() bool { return r.status >= 200 && r.status <= 299 }
@@ -180,6 +183,9 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 			apiErr := c.newAPIError(&op, conf, key, &res)
 			c.traffic.pacer.answered(res.status, min(apiErr.RetryAfter, conf.maxRetryAfter), time.Now())
 			failure = apiErr
+			if res.redirected && !op.replayable() {
+				failure = &refusedAfterRedirectError{apiErr: apiErr}
+			}
 		}
 		wait, why := c.nextAttempt(ctx, conf, &op, failure, attempt)
 		c.logAttempt(ctx, conf, &op, attempt, &res, start, transportErr, why)
@@ -274,7 +280,7 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 		return response{}, err
 	}
 	defer resp.Body.Close()
-	res := response{status: resp.StatusCode, header: resp.Header}
+	res := response{status: resp.StatusCode, header: resp.Header, redirected: resp.Request != nil && resp.Request.Response != nil}
 	switch {
 	case res.ok() && op.consume != nil:
 		if !deadline.stop() {
@@ -289,10 +295,17 @@ func (c *Client) attempt(ctx context.Context, conf *settings, op *call, payload 
 		res.body = c.key.scrubBytes(res.body)
 		return res, err
 	}
-	res.body, err = readCapped(resp.Body, -1, maxErrorBody)
-	if err != nil && !errors.Is(err, errBodyTooLarge) {
-		return response{}, err
+	if op.consume != nil {
+		// A stream's refusal is read as briefly as the rest of any refused
+		// body is drained: the call falls back or fails at once, however
+		// slowly the body would come.
+		deadline.stop()
+		cutOff := time.AfterFunc(drainTimeout, func() { resp.Body.Close() })
+		defer cutOff.Stop()
 	}
+	// The status is the answer: a body that breaks off (or is cut off)
+	// leaves its message short, not the answer unknown.
+	res.body, _ = readCapped(resp.Body, -1, maxErrorBody)
 	drainBriefly(resp.Body)
 	return res, nil
 }

@@ -1,15 +1,12 @@
 package miosa
 
 import (
-	"bufio"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/r3labs/sse/v2"
-	"gopkg.in/cenkalti/backoff.v1"
 )
 
 const (
@@ -104,7 +101,7 @@ func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait W
 	err = errNoVerdict
 	if !wait.PollOnly {
 		outcome.decidedBy = "stream"
-		err = s.client.streamWithProbe(waitCtx, conf, path+"/stream", check, max(p.interval, streamProbeInterval), &outcome)
+		err = s.client.streamWithProbe(waitCtx, path+"/stream", p.opts, check, max(p.interval, streamProbeInterval), &outcome)
 	}
 	if errors.Is(err, errNoVerdict) {
 		outcome.decidedBy = "poll"
@@ -207,14 +204,14 @@ func (c *readinessCheck) ready(ctx context.Context) (bool, error) {
 // call; a stream that decides within probeInterval never starts it. A probe
 // that fails for another reason stops probing and leaves the stream to
 // decide.
-func (c *Client) streamWithProbe(ctx context.Context, conf *settings, path string, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
+func (c *Client) streamWithProbe(ctx context.Context, path string, opts []Option, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	probed := make(chan error, 1)
 	startProbe := time.AfterFunc(probeInterval, func() {
 		probed <- probe(streamCtx, probeInterval, check, stop)
 	})
-	verdict, streamErr := c.readinessStream(streamCtx, conf, path)
+	verdict, streamErr := c.readinessStream(streamCtx, path, opts)
 	stop()
 	probeErr := errNoVerdict
 	if !startProbe.Stop() {
@@ -279,59 +276,39 @@ func (o *readinessOutcome) log(ctx context.Context, conf *settings, err error) {
 
 // readinessStream opens the readiness stream once and listens until it
 // delivers a verdict, ends, fails, or ctx ends. Without a verdict it returns
-// why, so the caller can fall back to polling.
-func (c *Client) readinessStream(ctx context.Context, conf *settings, path string) (streamVerdict, error) {
-	streamCtx, stop := context.WithCancel(ctx)
-	defer stop()
-
-	client := sse.NewClient(conf.baseURL+path, sse.ClientMaxBufferSize(maxStreamEvent))
-	// The library's default strategy retries for 15 minutes regardless of the
-	// context; one attempt is all a wait wants, since polling is the fallback.
-	client.ReconnectStrategy = &backoff.StopBackOff{}
-	client.ResponseValidator = acceptEventStream
-	// Same transport (pool, proxy, TLS, HTTP/2) as every other call, but no
-	// client Timeout: it would also cut the body, i.e. the open stream.
-	// The context bounds the stream instead.
-	streaming := *conf.httpClient
-	streaming.Timeout = 0
-	client.Connection = &streaming
-	header := http.Header{}
-	c.setHeaders(header, conf, eventStreamAccept)
-	for k, v := range header {
-		if len(v) > 0 {
-			client.Headers[k] = v[0]
-		}
-	}
-
+// why, so the caller can fall back to polling. The stream is never retried:
+// polling is the fallback.
+func (c *Client) readinessStream(ctx context.Context, path string, opts []Option) (streamVerdict, error) {
 	verdict := verdictNone
-	// The handler runs on this goroutine, inside SubscribeRawWithContext, so
-	// the verdict needs no lock. The library cannot be told to stop from the
-	// handler; cancelling the stream's context ends the body read.
-	err := client.SubscribeRawWithContext(streamCtx, func(ev *sse.Event) {
-		if verdict != verdictNone {
-			return
+	op := call{method: http.MethodGet, path: path, accept: eventStreamAccept, consume: func(resp *http.Response) error {
+		events, err := newEventReader(resp)
+		if err != nil {
+			return err
 		}
-		switch string(ev.Event) {
-		case eventReady:
-			verdict = verdictReady
-		case eventTimeout:
-			verdict = verdictTimeout
-		default:
-			return
+		for {
+			ev, err := events.next(ctx)
+			switch {
+			case err == io.EOF:
+				return errors.New("stream ended without a verdict")
+			case err != nil:
+				return err
+			}
+			switch string(ev.name) {
+			case eventReady:
+				verdict = verdictReady
+				return nil
+			case eventTimeout:
+				verdict = verdictTimeout
+				return nil
+			}
 		}
-		stop()
-	})
-	// The return value cannot tell a verdict, a cancellation and a clean
-	// close apart (all are nil): the recorded verdict and ctx decide.
+	}}
+	_, err := c.send(ctx, op, opts) // opts turn retries off, as for every poll
 	switch {
 	case verdict != verdictNone:
 		return verdict, nil
 	case ctx.Err() != nil:
 		return verdictNone, ctx.Err()
-	case errors.Is(err, bufio.ErrTooLong):
-		return verdictNone, errEventTooLarge
-	case err != nil:
-		return verdictNone, err
 	}
-	return verdictNone, errors.New("stream ended without a verdict")
+	return verdictNone, err
 }

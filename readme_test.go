@@ -22,7 +22,9 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		{"## Quick start", "sandboxes_example_test.go"},
 		{"## Templates", "templates_example_test.go"},
 		{"## Streaming exec output", "exec_example_test.go"},
+		{"## Background processes", "processes_example_test.go"},
 		{"## Files", "files_example_test.go"},
+		{"## Snapshots and sandbox lifetime", "snapshots_example_test.go"},
 		{"## Testing your code with miosatest", "miosatest/readme_test.go"},
 		// Every example that can talk to the real API chooses it the same way.
 		{"## Examples", "examples/quickstart/main.go"},
@@ -30,6 +32,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		{"## Examples", "examples/templates/main.go"},
 		{"## Examples", "examples/fanout/main.go"},
 		{"## Examples", "examples/cleanup/main.go"},
+		{"## Examples", "examples/snapshots/main.go"},
 	} {
 		t.Run(tc.original, func(t *testing.T) {
 			snippet := firstGoBlock(t, readme, tc.section)

@@ -57,3 +57,18 @@ type redirectError struct{ to, origin string }
 func (e *redirectError) Error() string {
 	return fmt.Sprintf("redirected to %s, outside %s: not followed, so the API key is not sent there", e.to, e.origin)
 }
+
+// refusedAfterRedirectError is a refusal of a call that must not be sent
+// twice, answered not by the call's endpoint but where the server
+// redirected it (a 303 after a POST is followed as a GET). The request
+// reached the server, which may have acted on it before redirecting, so the
+// outcome is unknown whatever the final answer says: it is never retried,
+// and a 404 there does not mean the endpoint is missing.
+type refusedAfterRedirectError struct{ apiErr *APIError }
+
+func (e *refusedAfterRedirectError) Error() string {
+	return e.apiErr.Error() + ", answered after a redirect: the request may have been acted on"
+}
+
+// Unwrap makes the error match ErrOutcomeUnknown and the refusal itself.
+func (e *refusedAfterRedirectError) Unwrap() []error { return []error{ErrOutcomeUnknown, e.apiErr} }

@@ -20,10 +20,17 @@ import (
 // and 429 always, since a rate limit refuses before acting. A failure to get
 // an answer is retried when the call may be sent twice or the request
 // provably never left; a streamed answer that broke is retried only before
-// any of it was delivered. Invalid requests, oversized answers and
-// redirects out of the API's origin are final.
+// any of it was delivered. Invalid requests, oversized answers,
+// redirects out of the API's origin, and refusals of a call that must not
+// be sent twice that came after the server redirected it, are final.
 func shouldRetry(op *call, failure error) (bool, string) {
-	var apiErr *APIError
+	var (
+		apiErr     *APIError
+		afterRedir *refusedAfterRedirectError
+	)
+	if errors.As(failure, &afterRedir) {
+		return false, "it was redirected after it reached the server, and it must not be sent twice"
+	}
 	if errors.As(failure, &apiErr) {
 		switch {
 		case apiErr.Retryable:

@@ -6,6 +6,10 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/miosa-ai/miosa-go"
 )
 
 // startCounting starts srv, over HTTPS with HTTP/2 when overTLS is set, and
@@ -38,4 +42,14 @@ func startCounting(t testing.TB, srv *httptest.Server, overTLS bool, newConns, o
 		srv.Close()
 	})
 	return hc
+}
+
+// countingClient returns a client of the server at baseURL (the API root)
+// that reaches it through hc and retries without delay.
+func countingClient(t testing.TB, baseURL string, hc *http.Client, opts ...miosa.Option) *miosa.Client {
+	t.Helper()
+	base := []miosa.Option{miosa.WithBaseURL(baseURL), miosa.WithHTTPClient(hc), miosa.WithRetryDelay(0, 0)}
+	c, err := miosa.NewClient(scriptedKey, append(base, opts...)...)
+	require.NoError(t, err)
+	return c
 }

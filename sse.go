@@ -1,7 +1,10 @@
 package miosa
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -9,21 +12,26 @@ import (
 	"slices"
 
 	"github.com/r3labs/sse/v2"
-	"gopkg.in/cenkalti/backoff.v1"
 )
 
 // This file holds the SDK's one reader of server-sent events: framing,
 // size bounds, the byte-order mark, and how a stream that is not one is
-// refused. Each stream's own loop lives with its service: the readiness
-// wait in readiness.go, the streamed exec in execstream.go. The r3labs
-// library is used for frame parsing only; its defaults (an unbounded
-// reconnect loop that ignores the context, undifferentiated status errors,
-// unclosed bodies on rejection) are all replaced.
+// refused, event ids. Each stream's own loop lives with its service: the
+// readiness wait in readiness.go, the streamed exec in execstream.go. A
+// stream is opened through the request pipeline (its consume mode), like
+// any call: same headers, redirect guard and attempt deadline for the
+// headers, and no goroutine of its own. Of the r3labs library only the
+// frame splitter is used; its client (a reconnect loop that ignores the
+// context, a goroutine per subscription, bodies left open on rejection) is
+// not.
 
 // maxStreamEvent bounds one event block of a stream. A larger event ends
 // the stream: the readiness wait falls back to polling, and a streamed exec
 // ends with its outcome unknown.
 const maxStreamEvent = 1 << 20
+
+// maxEventID bounds an event id the SDK keeps to send back as Last-Event-ID.
+const maxEventID = 1 << 10
 
 // streamRefusedError is a stream answer (readiness, or a streamed exec's
 // 2xx) that is not an event stream: a non-200 status (404 from servers that
@@ -40,21 +48,57 @@ func (e *streamRefusedError) Error() string {
 	return fmt.Sprintf("stream answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 }
 
-// acceptEventStream admits only a 200 text/event-stream answer. Anything else
-// is drained briefly, as any refused answer is (so the connection can be
-// reused, but never waiting on a body that does not end), and closed here,
-// because the library leaves a rejected body open; the subscription then
-// ends without a retry.
-func acceptEventStream(_ *sse.Client, resp *http.Response) error {
+// eventReader reads one server-sent-event stream, one complete event at a
+// time, on the caller's goroutine: nothing reads ahead in the background,
+// and the caller's loop decides when to stop. The readiness wait, the
+// streamed exec and a followed process all read through it.
+type eventReader struct {
+	events *sse.EventStreamReader
+	// lastID is the stream's last event id: the value of the last "id"
+	// field received, kept across events as the format says, so a broken
+	// stream can be resumed after it with Last-Event-ID.
+	lastID string
+}
+
+// streamEvent is one complete event: its name and data. Both point into the
+// reader's buffer and are valid only until the next call to next.
+type streamEvent struct {
+	name, data []byte
+}
+
+// newEventReader admits only a 200 text/event-stream answer. Anything else is
+// a *streamRefusedError, its body drained briefly (as any refused answer's
+// is) so the connection can be reused without waiting on a body that does
+// not end.
+func newEventReader(resp *http.Response) (*eventReader, error) {
 	contentType := resp.Header.Get("Content-Type")
-	mediaType, _, _ := mime.ParseMediaType(contentType)
-	if resp.StatusCode == http.StatusOK && mediaType == "text/event-stream" {
-		resp.Body = &completeEvents{ReadCloser: resp.Body}
-		return nil
+	if mediaType, _, _ := mime.ParseMediaType(contentType); resp.StatusCode != http.StatusOK || mediaType != "text/event-stream" {
+		drainBriefly(resp.Body)
+		return nil, &streamRefusedError{StatusCode: resp.StatusCode, ContentType: contentType}
 	}
-	drainBriefly(resp.Body)
-	resp.Body.Close()
-	return backoff.Permanent(&streamRefusedError{StatusCode: resp.StatusCode, ContentType: contentType})
+	return &eventReader{events: sse.NewEventStreamReader(shortReads{&completeEvents{ReadCloser: resp.Body}}, maxStreamEvent)}, nil
+}
+
+// next returns the stream's next complete event, comments and unnamed
+// events included (callers match names exactly and skip the rest). It fails
+// with io.EOF when the stream ended cleanly, with ctx's cause when ctx ended
+// (the parser reports a read cut by cancellation as a clean end, so only the
+// context can tell them apart), with errEventTooLarge for an event over
+// maxStreamEvent bytes, and otherwise with the read's error.
+func (r *eventReader) next(ctx context.Context) (streamEvent, error) {
+	block, err := r.events.ReadEvent()
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return streamEvent{}, context.Cause(ctx)
+		case errors.Is(err, bufio.ErrTooLong):
+			return streamEvent{}, errEventTooLarge
+		}
+		return streamEvent{}, err
+	}
+	var ev streamEvent
+	ev.name, ev.data = eventFields(block, &r.lastID)
+	return ev, nil
 }
 
 // errEventTooLarge is a stream event over maxStreamEvent bytes.
@@ -155,9 +199,12 @@ func (s shortReads) Read(p []byte) (int, error) {
 // the event-stream format says: lines end at CR, LF or CRLF; a line starting
 // with a colon is a comment; one space after a field's colon is dropped; a
 // field without a colon has an empty value; several data lines are joined
-// with LF. Other fields (id, retry) mean nothing to an exec stream. Both
-// results point into block unless data lines had to be joined.
-func eventFields(block []byte) (name, data []byte) {
+// with LF; an "id" field sets *lastID unless its value holds a NUL (an id
+// over maxEventID bytes is refused the same way, since it would be sent back
+// in a header). Other fields (retry) mean nothing here: the SDK decides
+// itself when to reconnect. Both results point into block unless data lines
+// had to be joined.
+func eventFields(block []byte, lastID *string) (name, data []byte) {
 	dataLines := 0
 	for len(block) > 0 {
 		end := bytes.IndexAny(block, "\r\n")
@@ -176,6 +223,10 @@ func eventFields(block []byte) (name, data []byte) {
 		switch string(field) {
 		case "event":
 			name = value
+		case "id":
+			if len(value) <= maxEventID && bytes.IndexByte(value, 0) < 0 {
+				*lastID = string(value)
+			}
 		case "data":
 			if dataLines++; dataLines == 1 {
 				data = value
@@ -185,4 +236,14 @@ func eventFields(block []byte) (name, data []byte) {
 		}
 	}
 	return name, data
+}
+
+// streamEndpointMissing reports whether err is a stream's own endpoint
+// answering 404 or 405, as servers that predate the endpoint do. A refusal
+// that came after a redirect is not: the request reached a server that may
+// have acted on it.
+func streamEndpointMissing(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && !errors.Is(err, ErrOutcomeUnknown) &&
+		(apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusMethodNotAllowed)
 }

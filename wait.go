@@ -12,17 +12,19 @@ import (
 	"github.com/miosa-ai/miosa-go/internal/retry"
 )
 
-// WaitOptions tunes a wait: Sandboxes.WaitUntilReady, Computers.WaitForStatus
-// and SandboxTemplates.WaitForBuild. The zero value uses the defaults.
+// WaitOptions tunes a wait: Sandboxes.WaitUntilReady, Computers.WaitForStatus,
+// SandboxTemplates.WaitForBuild, Snapshots.WaitReady and Processes.Wait.
+// The zero value uses the defaults.
 type WaitOptions struct {
-	// Timeout bounds the whole wait; 0 means 30 s for sandbox readiness and
-	// 5 min for computer status and template builds.
+	// Timeout bounds the whole wait; 0 means 30 s for sandbox readiness, 5
+	// min for computer status, template builds and processes, 10 min for
+	// snapshots.
 	Timeout time.Duration
 	// PollOnly skips the readiness stream and polls from the start.
 	PollOnly bool
 	// PollInterval is the time between polls; 0 means the client's
-	// WithPollInterval, else 10 ms for sandbox readiness and 2 s for
-	// computer status and template builds. Beside an
+	// WithPollInterval, else 10 ms for sandbox readiness, 1 s for processes
+	// and 2 s for computer status, template builds and snapshots. Beside an
 	// open readiness stream, readiness is polled every second, or every
 	// PollInterval when that is longer.
 	PollInterval time.Duration

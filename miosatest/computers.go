@@ -39,11 +39,18 @@ func (e *engine) createComputer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	e.createMachine(w, fields, templateDesktop, func(m *machine) reply { return bareReply(http.StatusCreated, m.view()) })
+}
+
+// createMachine makes a machine from a create body's fields, template
+// defaultTemplate and size "small" unless they say otherwise, and answers
+// with answer's reply, or with the refusal of a bad field or template.
+func (e *engine) createMachine(w http.ResponseWriter, fields map[string]json.RawMessage, defaultTemplate string, answer func(*machine) reply) {
 	m := &machine{}
 	if !decodeMachineFields(w, fields, m) {
 		return
 	}
-	m.templateType = cmp.Or(m.templateType, templateDesktop)
+	m.templateType = cmp.Or(m.templateType, defaultTemplate)
 	m.size = cmp.Or(m.size, "small")
 	if !slices.Contains(machineSizes, m.size) {
 		invalid(w, "size %q is not one of %v", m.size, machineSizes)
@@ -53,7 +60,7 @@ func (e *engine) createComputer(w http.ResponseWriter, r *http.Request) {
 	rp := e.templateProblem(m.templateType)
 	if rp.code == "" {
 		e.addMachine(m)
-		rp = bareReply(http.StatusCreated, m.view())
+		rp = answer(m)
 	}
 	e.mu.Unlock()
 	e.write(w, rp)
@@ -175,6 +182,8 @@ func (e *engine) write(w http.ResponseWriter, rp reply) {
 	switch {
 	case rp.code != "":
 		writeError(w, rp.status, rp.code, rp.msg)
+	case rp.status == http.StatusNoContent:
+		w.WriteHeader(rp.status)
 	case rp.object != nil && rp.bare && !e.cfg.DataEnvelope:
 		writeJSON(w, rp.status, rp.object)
 	case rp.object != nil:
@@ -215,14 +224,22 @@ func (e *engine) deleteComputer(w http.ResponseWriter, r *http.Request) {
 	e.withMachine(w, r, func(m *machine) reply {
 		if !e.cfg.LenientDelete && !force && m.status != statusStopped && m.status != statusError {
 			return errorReply(http.StatusConflict, "CONFLICT",
-				"computer %s is %s: stop it first, or delete with force=true", m.id, m.status)
+				"computer %s is %s: stop it first, or delete with force=true "+
+					"(miosatest refuses a plain delete of a machine that is not stopped, as the API's documentation says; "+
+					"miosatest.WithLenientDelete() allows it)", m.id, m.status)
 		}
-		e.stop(m)
-		delete(e.machines, m.id)
-		// Its files go with it; what cannot be removed now, Cleanup removes.
-		_ = e.shell.removeMachine(m.id)
+		e.remove(m)
 		return reply{status: http.StatusOK, raw: map[string]bool{"ok": true}}
 	})
+}
+
+// remove deletes m, stopping it first, and its files; the caller holds
+// engine.mu.
+func (e *engine) remove(m *machine) {
+	e.stop(m)
+	delete(e.machines, m.id)
+	// Its files go with it; what cannot be removed now, Cleanup removes.
+	_ = e.shell.removeTree(m.id)
 }
 
 // startComputer serves POST /computers/{id}/start: a stopped (or failed)

@@ -3,14 +3,16 @@
 //
 // NewServer starts an in-memory, stateful implementation of every endpoint
 // of the API (computers, sandboxes, the readiness stream, templates and
-// builds, exec) on a loopback address and stops it when the test ends.
+// builds, exec, files, snapshots, and the native /sandboxes routes) on a
+// loopback address and stops it when the test ends.
 // Machines boot ("creating" → "running") after a short delay, the readiness
 // stream is real server-sent events, create calls honour Idempotency-Key
 // like a careful server, and errors use the API's error envelope. On top of
 // that it records every request, answers exec calls with results you
 // register, streams exec output line by line (scripted with delays and
-// faults by HandleExecStream, or the real output of WithLocalShell), and
-// injects faults on demand.
+// faults by HandleExecStream, or the real output of WithLocalShell), keeps
+// a table of background processes per sandbox (scripted by HandleProcess,
+// or real under WithLocalShell), and injects faults on demand.
 //
 // A test of your own code, copy-paste ready:
 //
@@ -43,13 +45,18 @@
 // it uses:
 //
 //   - Shapes: computer create (201) and get, both exec routes, preview
-//     tokens (200), fork (200) and validate answer a bare object; templates,
-//     builds, lists and readiness answer under "data". WithDataEnvelope wraps
-//     every object instead.
+//     tokens (200), fork (200), file export and validate answer a bare
+//     object; templates, builds, lists, readiness, snapshots and the native
+//     sandbox routes answer under "data". WithDataEnvelope wraps every object
+//     instead.
+//   - Error bodies are the nested envelope {"error": {"code", "message"}}
+//     with the message also at the top level, which the official Go SDK
+//     reads first.
 //   - Visibility is "tenant" ("public", "tenant" and "key" exist).
 //   - A plain DELETE of a machine that is not stopped is refused (409)
 //     unless force=true, as the API's documentation says; WithLenientDelete
-//     allows it. Destroy (force=true) works in both.
+//     allows it, and the 409's message says so (the official Go SDK never
+//     sends force=true). Destroy (force=true) works in both.
 //   - Lists are paged 20 per page by default (one fixture shows 20), so code
 //     that reads only the first page fails here before it fails in
 //     production.
@@ -58,6 +65,29 @@
 //     timeout_sec, idle_timeout_sec). A template_type that is neither built
 //     in nor a built template of yours fails with 422 TEMPLATE_NOT_FOUND (or
 //     TEMPLATE_NOT_READY before its first build succeeds).
+//   - Fork also takes timeout_sec and template_id (an official fixture
+//     sends them), answers under both namings (status and template_type,
+//     state and template_id), and starts with a copy of its source's files,
+//     or of the files of the ready snapshot snapshot_id names.
+//   - The native sandbox routes serve the same machines as /computers:
+//     POST /sandboxes (template_id; 201 with state "provisioning", the
+//     native name of "creating"), GET and DELETE /sandboxes/{id} (the
+//     delete, 204, needs no force), GET /sandboxes (every machine but
+//     desktops), stop, extend, pause, resume, PATCH .../tags, and the newer
+//     Go SDK's files/tree and files/write-many (bare answers). Their
+//     object says "state" and "template_id" instead of "status" and
+//     "template_type". Extend makes timeout_sec the new timeout, as the
+//     official SDKs describe it; the fake stops no machine at its timeout.
+//     A paused machine refuses exec and files with 409 NOT_RUNNING.
+//   - Snapshots move creating → uploading → ready (or failed, FailSnapshots)
+//     one WithBuildStepDelay per step, capture the sandbox's files when
+//     taken, and outlive their sandbox. A restore is a new machine with the
+//     snapshot's settings and a copy of its files; restoring or forking from
+//     a snapshot still on its way answers 409 SNAPSHOT_NOT_READY, retryable.
+//     Invented, since no SDK shows them: a week's retention by default (a
+//     reported expires_at, not enforced) and a failed snapshot's "error".
+//   - An Idempotency-Key whose first call was refused (4xx) is free again:
+//     that call did nothing, so it may be sent once more and done.
 //   - Exec's "timeout" is read as milliseconds, the unit of
 //     POST /computers/{id}/exec; any number is accepted, since clients
 //     differ; the request log (Requests) keeps the body as sent, and an

@@ -108,6 +108,7 @@ type engine struct {
 	templates map[string]*template
 	builds    map[string]*build
 	failures  []string // reasons for the next builds that must fail
+	snapshots snapshotStore
 	timers    map[*time.Timer]struct{}
 
 	faults faultList
@@ -118,6 +119,7 @@ type engine struct {
 	streams execStreams
 	shell   localShell
 	exports exportStore
+	procs   processTable
 	rate    requestRate
 }
 
@@ -175,12 +177,37 @@ func (e *engine) routes() {
 		{"DELETE /computers/{id}/files", e.deleteFile},
 		{"POST /computers/{id}/files/export", e.exportFile},
 
+		// The native sandbox lane, for the same machines (native.go), and
+		// snapshots (snapshots.go).
+		{"POST /sandboxes", e.idempotent(e.createNative)},
+		{"GET /sandboxes", e.listNative},
+		{"GET /sandboxes/{id}", e.getNative},
+		{"DELETE /sandboxes/{id}", e.deleteNative},
+		{"POST /sandboxes/{id}/stop", e.stopNative},
+		{"POST /sandboxes/{id}/extend", e.extendSandbox},
+		{"POST /sandboxes/{id}/pause", e.pauseSandbox},
+		{"POST /sandboxes/{id}/resume", e.idempotent(e.resumeSandbox)},
+		{"PATCH /sandboxes/{id}/tags", e.setTags},
+		{"GET /sandboxes/{id}/files/tree", e.fileTree},
+		{"POST /sandboxes/{id}/files/write-many", e.writeMany},
+		{"POST /sandboxes/{id}/snapshots", e.idempotent(e.createSnapshot)},
+		{"GET /sandboxes/{id}/snapshots", e.listSnapshots},
+		{"DELETE /sandboxes/{id}/snapshots/{snapshot_id}", e.deleteSnapshot},
+		{"POST /sandboxes/{id}/restore/{snapshot_id}", e.idempotent(e.restoreSnapshot)},
+
 		{"POST /sandboxes/{id}/fork", e.idempotent(e.forkSandbox)},
 		{"PATCH /sandboxes/{id}", e.updateSandbox},
 		{"POST /sandboxes/{id}/preview-token", e.previewToken},
 		{"GET /sandboxes/{id}/readiness", e.readiness},
 		{"GET /sandboxes/{id}/readiness/stream", e.readinessStream},
 		{"POST /sandboxes/{id}/exec/stream", e.execStream},
+		{"POST /sandboxes/{id}/processes", e.startProcess},
+		{"GET /sandboxes/{id}/processes", e.listProcesses},
+		{"GET /sandboxes/{id}/processes/{pid}", e.getProcess},
+		{"DELETE /sandboxes/{id}/processes/{pid}", e.stopProcess},
+		{"GET /sandboxes/{id}/processes/{pid}/logs", e.processLogs},
+		{"POST /sandboxes/{id}/processes/{pid}/stdin", e.writeProcessStdin},
+		{"GET /sandboxes/{id}/processes/{pid}/stream", e.processStream},
 
 		{"GET /sandbox-templates", e.listTemplates},
 		{"POST /sandbox-templates", e.idempotent(e.createTemplate)},
@@ -269,9 +296,10 @@ func (e *engine) authenticate(header string) (string, bool) {
 	return "", true
 }
 
-// Close ends every open readiness stream, pending delay and running local
-// command, and stops the timers that move resources along. It does not close
-// connections; the HTTP server that serves the engine does.
+// Close ends every open readiness stream, pending delay, running local
+// command and background process (and waits for the processes), and stops
+// the timers that move resources along. It does not close connections; the
+// HTTP server that serves the engine does.
 func (e *engine) Close() {
 	e.once.Do(func() {
 		e.closeNow()
@@ -282,6 +310,8 @@ func (e *engine) Close() {
 		}
 		clear(e.timers)
 		e.mu.Unlock()
+		// Every background process was killed by closeNow.
+		e.procs.running.Wait()
 	})
 }
 

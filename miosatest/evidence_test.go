@@ -27,6 +27,7 @@ func endpointShapes(t *testing.T, srv *miosatest.Server) map[string]string {
 	t.Helper()
 	client := srv.Client()
 	sb := running(t, client, miosa.ComputerCreateParams{TemplateType: miosa.DefaultSandboxTemplate})
+	require.NoError(t, srv.WriteFile(sb.ID, "/home/user/f", []byte("x")))
 	tpl, err := client.SandboxTemplates.Create(t.Context(), miosa.SandboxTemplateCreateParams{Name: "n", BuildSpec: miosa.BuildSpec{"runtime": "go"}})
 	require.NoError(t, err)
 	shapes := map[string]string{}
@@ -45,6 +46,13 @@ func endpointShapes(t *testing.T, srv *miosatest.Server) map[string]string {
 		"computer list":   {"GET", "/computers", ""},
 		"template list":   {"GET", "/sandbox-templates", ""},
 		"build list":      {"GET", "/sandbox-templates/" + tpl.ID + "/builds", ""},
+		"export":          {"POST", "/computers/" + sb.ID + "/files/export", `{"path":"/home/user/f"}`},
+		"native create":   {"POST", "/sandboxes", `{}`},
+		"native get":      {"GET", "/sandboxes/" + sb.ID, ""},
+		"native list":     {"GET", "/sandboxes", ""},
+		"extend":          {"POST", "/sandboxes/" + sb.ID + "/extend", `{"timeout_sec":60}`},
+		"snapshot create": {"POST", "/sandboxes/" + sb.ID + "/snapshots", `{}`},
+		"snapshot list":   {"GET", "/sandboxes/" + sb.ID + "/snapshots", ""},
 	} {
 		res := call(t, srv, req[0], req[1], req[2])
 		var body map[string]json.RawMessage
@@ -66,6 +74,8 @@ func TestEvidence_EachEndpointAnswersInTheShapeOfTheOfficialFixtures(t *testing.
 		"preview token": "200 bare", "fork": "200 bare", "validate": "200 bare",
 		"template get": "200 data", "template create": "201 data", "build create": "201 data",
 		"readiness": "200 data", "computer list": "200 data", "template list": "200 data", "build list": "200 data",
+		"export": "200 bare", "native create": "201 data", "native get": "200 data", "native list": "200 data",
+		"extend": "200 data", "snapshot create": "201 data", "snapshot list": "200 data",
 	}, endpointShapes(t, srv))
 }
 
@@ -144,6 +154,8 @@ func TestEvidence_PlainDeleteOfARunningMachineIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	err = client.Sandboxes.Delete(t.Context(), sb.ID)
 	assert.ErrorIs(t, err, miosa.ErrConflict)
+	assert.Contains(t, err.Error(), "miosatest.WithLenientDelete()",
+		"a client that never sends force=true learns how to make the fake lenient")
 	require.NoError(t, client.Computers.Destroy(t.Context(), sb.ID), "force=true deletes it")
 	_, ok := srv.Status(sb.ID)
 	assert.False(t, ok)
@@ -286,5 +298,27 @@ func TestModes_SilentReadinessStreamSendsOnlyHeartbeats(t *testing.T) {
 	for range 20 {
 		require.True(t, lines.Scan())
 		assert.Contains(t, []string{": keepalive", ""}, lines.Text())
+	}
+}
+
+func TestEvidence_ErrorBodiesCarryATopLevelMessageToo(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(time.Hour), miosatest.WithRetryableStarting())
+	sb := newSandbox(t, srv)
+	srv.Inject(miosatest.Fault{Method: "GET", Path: "/sandbox-templates", Status: http.StatusServiceUnavailable})
+	for name, res := range map[string]rawResponse{
+		"not found":       call(t, srv, "GET", "/computers/cmp_missing", ""),
+		"invalid":         call(t, srv, "POST", "/computers", `{"size":"huge"}`),
+		"invalid spec":    call(t, srv, "POST", "/sandbox-templates", `{"name":"n","build_spec":{}}`),
+		"retryable":       call(t, srv, "POST", "/computers/"+sb+"/exec", `{"command":"true"}`),
+		"injected":        call(t, srv, "GET", "/sandbox-templates", ""),
+		"unauthenticated": call(t, srv, "GET", "/computers", "", "Authorization: Bearer nope"),
+	} {
+		var body struct {
+			Error   struct{ Message string } `json:"error"`
+			Message string                   `json:"message"`
+		}
+		require.NoError(t, json.Unmarshal(res.body, &body), name)
+		assert.NotEmpty(t, body.Message, name)
+		assert.Equal(t, body.Error.Message, body.Message, name)
 	}
 }

@@ -185,14 +185,9 @@ func (e *engine) startingReply(m *machine) reply {
 	if m.templateType == templateSandbox {
 		code, what = "SANDBOX_STARTING", "sandbox"
 	}
-	wait := max(m.bootDue.Sub(e.now()), time.Millisecond)
-	return reply{status: http.StatusConflict, raw: map[string]any{"error": map[string]any{
-		"code":           code,
-		"message":        fmt.Sprintf("%s %s is still %s; nothing was run, retry shortly", what, m.id, m.status),
-		"details":        map[string]any{"id": m.id, "status": m.status},
-		"retryable":      true,
-		"retry_after_ms": int64((wait + time.Millisecond - 1) / time.Millisecond), // rounded up
-	}}}
+	return retryableReply(http.StatusConflict, code,
+		fmt.Sprintf("%s %s is still %s; nothing was run, retry shortly", what, m.id, m.status),
+		map[string]any{"id": m.id, "status": m.status}, m.bootDue.Sub(e.now()))
 }
 
 // running reports whether the machine id runs. Otherwise it answers

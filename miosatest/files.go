@@ -387,7 +387,7 @@ type export struct {
 
 // exportFile serves POST /computers/{id}/files/export {"path"}: a URL on
 // this server that serves the file without the key until it expires,
-// answered {"data": {"url", "expires_at"}}.
+// answered bare, {"url", "expires_at"}, as the official fixtures show.
 func (e *engine) exportFile(w http.ResponseWriter, r *http.Request) {
 	fields, ok := decodeFields(w, r)
 	if !ok {
@@ -419,7 +419,7 @@ func (e *engine) exportFile(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	e.write(w, dataReply(http.StatusOK, map[string]string{
+	e.write(w, bareReply(http.StatusOK, map[string]string{
 		"url":        scheme + "://" + r.Host + exportPath + token,
 		"expires_at": timeString(x.expires),
 	}))

@@ -55,7 +55,9 @@ func fingerprint(method, path string, body []byte) [32]byte {
 // request is served as it is. With one, the first request is served and its
 // answer recorded; a repeat with the same request gets that answer again
 // (one resource, however many retries), marked Idempotent-Replayed: true; a
-// repeat with a different request gets 422 IDEMPOTENCY_KEY_REUSED.
+// repeat with a different request gets 422 IDEMPOTENCY_KEY_REUSED. A 4xx
+// answer is not kept (a refused call did nothing): the next request with
+// the key is served afresh, as careful servers do.
 func (e *engine) idempotent(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
@@ -97,6 +99,13 @@ func (e *engine) idempotent(h http.HandlerFunc) http.HandlerFunc {
 		rec := httptest.NewRecorder()
 		h(rec, r)
 		first.status, first.header, first.body = rec.Code, rec.Header().Clone(), rec.Body.Bytes()
+		if first.status >= 400 && first.status <= 499 {
+			// A refusal did nothing: the key is free again, so the call
+			// can be sent once more and done (a snapshot not ready yet).
+			e.idem.mu.Lock()
+			delete(e.idem.keys, key)
+			e.idem.mu.Unlock()
+		}
 		close(first.done)
 		for k, v := range first.header {
 			w.Header()[k] = v

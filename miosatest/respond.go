@@ -52,10 +52,27 @@ func writeList[T any](w http.ResponseWriter, items []T, meta *listMeta) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// errorBody is the error envelope: {"error": {"code": ..., "message": ...}}.
+// errorBody is the error envelope, {"error": {"code": ..., "message": ...}},
+// with the message at the top level too: some clients (the official Go SDK)
+// read only a top-level "message", and no reader minds it.
 func errorBody(code, message string) []byte {
-	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": message}})
+	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": message}, "message": message})
 	return body
+}
+
+// retryableReply is the newer servers' canonical refusal of a call that did
+// nothing and may be sent again after wait (at least 1 ms): the error
+// envelope with details, "retryable": true and "retry_after_ms", the
+// message also at the top level.
+func retryableReply(status int, code, message string, details map[string]any, wait time.Duration) reply {
+	wait = max(wait, time.Millisecond)
+	return reply{status: status, raw: map[string]any{"error": map[string]any{
+		"code":           code,
+		"message":        message,
+		"details":        details,
+		"retryable":      true,
+		"retry_after_ms": int64((wait + time.Millisecond - 1) / time.Millisecond), // rounded up
+	}, "message": message}}
 }
 
 // writeError answers with the nested error envelope the API uses.

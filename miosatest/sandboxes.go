@@ -5,47 +5,77 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
-	"slices"
 	"time"
 )
 
-// forkFields are the keys POST /sandboxes/{id}/fork accepts.
-var forkFields = []string{"name", "snapshot_id", "external_user_id"}
+// forkFields are the keys POST /sandboxes/{id}/fork accepts: the seed's,
+// and timeout_sec and template_id, which an official fixture sends.
+var forkFields = []string{"name", "snapshot_id", "external_user_id", "timeout_sec", "template_id"}
 
 // forkSandbox serves POST /sandboxes/{id}/fork: a new sandbox with the
-// source's template, size, metadata and tags, booting like any new machine,
-// answered 200 with the bare sandbox as the official fixture shows. A key
+// source's settings and a copy of its files (of a ready snapshot's files,
+// with snapshot_id), booting like any new machine, answered 200 with the
+// bare sandbox as the official fixture shows, under both namings (status
+// and template_type, state and template_id). timeout_sec replaces the
+// timeout; template_id is checked as create checks template_type. A key
 // other than forkFields is refused with 422.
 func (e *engine) forkSandbox(w http.ResponseWriter, r *http.Request) {
 	fields, ok := knownFields(w, r, forkFields)
 	if !ok {
 		return
 	}
-	var name, snapshotID, externalUserID string
+	var (
+		name, snapshotID, externalUserID, templateID string
+		timeoutSec                                   int
+	)
 	for _, f := range []struct {
 		name string
-		dst  *string
-	}{{"name", &name}, {"snapshot_id", &snapshotID}, {"external_user_id", &externalUserID}} {
-		if _, ok := field(w, fields, f.name, f.dst, "a string"); !ok {
+		dst  any
+		want string
+	}{
+		{"name", &name, "a string"}, {"snapshot_id", &snapshotID, "a string"},
+		{"external_user_id", &externalUserID, "a string"}, {"template_id", &templateID, "a string"},
+		{"timeout_sec", &timeoutSec, "an integer"},
+	} {
+		if _, ok := field(w, fields, f.name, f.dst, f.want); !ok {
 			return
 		}
 	}
-	e.withMachine(w, r, func(src *machine) reply {
-		fork := &machine{
-			name:                cmp.Or(name, src.name+"-fork"),
-			templateType:        src.templateType,
-			size:                src.size,
-			metadata:            cloneMap(src.metadata),
-			tags:                slices.Clone(src.tags),
-			externalWorkspaceID: src.externalWorkspaceID,
-			externalUserID:      cmp.Or(externalUserID, src.externalUserID),
-			externalProjectID:   src.externalProjectID,
-			forkedFrom:          src.id,
-			snapshotID:          snapshotID,
+	if timeoutSec < 0 {
+		invalid(w, "timeout_sec must not be negative")
+		return
+	}
+	id := r.PathValue("id")
+	e.mu.Lock()
+	src, rp := e.machines[id], reply{}
+	var (
+		fork *machine
+		from = id // the file tree the fork starts with
+	)
+	switch {
+	case src == nil:
+		rp = errorReply(http.StatusNotFound, "NOT_FOUND", "sandbox %q not found", id)
+	case snapshotID != "":
+		var s *snapshot
+		if s, rp = e.readySnapshot(id, snapshotID); s != nil {
+			from = snapshotTree(s.id)
 		}
+	}
+	if rp.status == 0 {
+		rp = e.templateProblem(cmp.Or(templateID, src.templateType))
+	}
+	if rp.status == 0 {
+		fork = src.copySettings()
+		fork.name = cmp.Or(name, src.name+"-fork")
+		fork.templateType = cmp.Or(templateID, src.templateType)
+		fork.timeoutSec = cmp.Or(timeoutSec, src.timeoutSec)
+		fork.externalUserID = cmp.Or(externalUserID, src.externalUserID)
+		fork.forkedFrom, fork.snapshotID = src.id, snapshotID
 		e.addMachine(fork)
-		return bareReply(http.StatusOK, fork.view())
-	})
+		rp = bareReply(http.StatusOK, fork.dualView())
+	}
+	e.mu.Unlock()
+	e.writeBranch(w, from, fork, rp)
 }
 
 // updatableFields are the only keys PATCH /sandboxes/{id} accepts.

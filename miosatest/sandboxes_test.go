@@ -19,7 +19,12 @@ func TestSandboxes_ForkCreatesANewBootingSandbox(t *testing.T) {
 		Name: "src", TemplateType: miosa.DefaultSandboxTemplate, Size: "medium", Metadata: map[string]any{"k": "v"},
 	})
 
-	res := call(t, srv, "POST", "/sandboxes/"+src.ID+"/fork", `{"name":"copy","snapshot_id":"snap_1"}`)
+	snap, err := client.Snapshots.Create(t.Context(), src.ID, miosa.SnapshotCreateParams{})
+	require.NoError(t, err)
+	_, err = client.Snapshots.WaitReady(t.Context(), src.ID, snap.ID, fastWait)
+	require.NoError(t, err)
+
+	res := call(t, srv, "POST", "/sandboxes/"+src.ID+"/fork", `{"name":"copy","snapshot_id":"`+snap.ID+`"}`)
 	require.Equal(t, http.StatusOK, res.status, string(res.body))
 	fork := res.object(t)
 	assert.NotEqual(t, src.ID, fork["id"])
@@ -28,10 +33,10 @@ func TestSandboxes_ForkCreatesANewBootingSandbox(t *testing.T) {
 	assert.Equal(t, "miosa-sandbox", fork["template_type"])
 	assert.Equal(t, "medium", fork["size"])
 	assert.Equal(t, src.ID, fork["forked_from"])
-	assert.Equal(t, "snap_1", fork["snapshot_id"])
+	assert.Equal(t, snap.ID, fork["snapshot_id"])
 	assert.Equal(t, map[string]any{"k": "v"}, fork["metadata"])
 
-	_, err := client.Computers.WaitForStatus(t.Context(), fork["id"].(string), miosa.StatusRunning, fastWait)
+	_, err = client.Computers.WaitForStatus(t.Context(), fork["id"].(string), miosa.StatusRunning, fastWait)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusNotFound, call(t, srv, "POST", "/sandboxes/cmp_missing/fork", `{}`).status)
 }

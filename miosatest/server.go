@@ -23,7 +23,8 @@ const TestAPIKey = "msk_test_miosatest"
 const DefaultBootDelay = 20 * time.Millisecond
 
 // DefaultBuildStepDelay is how long a template build stays "queued", and
-// then "building", unless WithBuildStepDelay says otherwise.
+// then "building", and a snapshot "creating", then "uploading", unless
+// WithBuildStepDelay says otherwise.
 const DefaultBuildStepDelay = 10 * time.Millisecond
 
 // PollInterval is a poll interval that suits the fake's delays. Clients from
@@ -72,8 +73,9 @@ func WithBootDelay(d time.Duration) Option {
 }
 
 // WithBuildStepDelay sets how long a template build stays in each of
-// "queued" and "building" before it ends. Zero ends builds in the answer
-// that creates them. Default DefaultBuildStepDelay.
+// "queued" and "building" before it ends, and a snapshot in each of
+// "creating" and "uploading" before it is ready. Zero ends builds and
+// snapshots in the answer that creates them. Default DefaultBuildStepDelay.
 func WithBuildStepDelay(d time.Duration) Option {
 	return func(c *config) { c.engine.BuildStepDelay = d }
 }
@@ -113,6 +115,12 @@ func WithStrictValidation() Option {
 // This is NOT a sandbox: commands run as the test process's user, with its
 // environment and its access to the file system and the network. Use it
 // only with commands you trust.
+//
+// POST /computers/{id}/exec reads its "timeout" as milliseconds, the unit of
+// that route (the streamed exec's is seconds). A client that sends seconds
+// there, as the official Go and TypeScript SDKs do, gives its command a
+// thousandth of the time it meant: "timeout": 30 kills it after 30 ms, with
+// exit code 124.
 func WithLocalShell() Option {
 	return func(c *config) { c.engine.LocalShell = true }
 }

@@ -55,14 +55,10 @@ func (s *localShell) dir(machineID, workingDir string) (dir, home string, err er
 func (s *localShell) hostPath(machineID, remote string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.root == "" {
-		root, err := os.MkdirTemp("", "miosatest-shell-")
-		if err != nil {
-			return "", err
-		}
-		s.root = root
+	machineDir, err := s.tree(machineID)
+	if err != nil {
+		return "", err
 	}
-	machineDir := filepath.Join(s.root, machineID)
 	if err := os.MkdirAll(filepath.Join(machineDir, defaultWorkingDir), 0o755); err != nil {
 		return "", err
 	}
@@ -72,15 +68,29 @@ func (s *localShell) hostPath(machineID, remote string) (string, error) {
 	return filepath.Join(machineDir, filepath.FromSlash(path.Clean("/"+remote))), nil
 }
 
-// removeMachine deletes one machine's directory, as deleting the machine
-// deletes its disk.
-func (s *localShell) removeMachine(machineID string) error {
+// tree returns where the file tree called name (a machine's id, or a
+// snapshot's snapshotTree) lives on this host, creating the shell's root
+// directory on first use. The caller holds s.mu.
+func (s *localShell) tree(name string) (string, error) {
+	if s.root == "" {
+		root, err := os.MkdirTemp("", "miosatest-shell-")
+		if err != nil {
+			return "", err
+		}
+		s.root = root
+	}
+	return filepath.Join(s.root, name), nil
+}
+
+// removeTree deletes one file tree: a machine's directory, as deleting the
+// machine deletes its disk, or a snapshot's copy.
+func (s *localShell) removeTree(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.root == "" {
 		return nil
 	}
-	return os.RemoveAll(filepath.Join(s.root, machineID))
+	return os.RemoveAll(filepath.Join(s.root, name))
 }
 
 // removeAll deletes every machine's directory.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,6 +17,7 @@ const (
 	statusRunning  = "running"
 	statusStopped  = "stopped"
 	statusError    = "error"
+	statusPaused   = "paused"
 )
 
 // Template types the API knows.
@@ -60,8 +62,10 @@ type machineView struct {
 	ID                  string         `json:"id"`
 	Name                string         `json:"name"`
 	Slug                string         `json:"slug"`
-	Status              string         `json:"status"`
-	TemplateType        string         `json:"template_type"`
+	Status              string         `json:"status,omitempty"`
+	TemplateType        string         `json:"template_type,omitempty"`
+	State               string         `json:"state,omitempty"`       // the native routes' status
+	TemplateID          string         `json:"template_id,omitempty"` // the native routes' template_type
 	Size                string         `json:"size"`
 	IPAddress           string         `json:"ip_address"`
 	VNCURL              string         `json:"vnc_url"`
@@ -170,10 +174,26 @@ func (e *engine) setStatus(m *machine, status string) {
 	}
 }
 
-// stop moves m to "stopped" at once, overtaking a boot in progress.
+// stepThrough calls step with each of steps in turn and then finish, one
+// BuildStepDelay apart, starting one BuildStepDelay from now: the pace of
+// builds and snapshots. The caller holds engine.mu; so do step and finish.
+func (e *engine) stepThrough(steps []string, step func(string), finish func()) {
+	e.after(e.cfg.BuildStepDelay, func() {
+		if len(steps) == 0 {
+			finish()
+			return
+		}
+		step(steps[0])
+		e.stepThrough(steps[1:], step, finish)
+	})
+}
+
+// stop moves m to "stopped" at once, overtaking a boot in progress, and
+// kills its background processes.
 func (e *engine) stop(m *machine) {
 	m.gen++
 	e.setStatus(m, statusStopped)
+	e.procs.endMachine(m.id)
 }
 
 var slugUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
@@ -197,6 +217,19 @@ func cloneMap(m map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// copySettings returns a new machine with m's settings (name, template,
+// size, labels, timeouts), as a fork or a restore of m starts out; the
+// caller holds engine.mu.
+func (m *machine) copySettings() *machine {
+	return &machine{
+		name: m.name, templateType: m.templateType, size: m.size,
+		metadata: cloneMap(m.metadata), tags: slices.Clone(m.tags),
+		alwaysOn: m.alwaysOn, timeoutSec: m.timeoutSec, idleTimeoutSec: m.idleTimeoutSec,
+		externalWorkspaceID: m.externalWorkspaceID, externalUserID: m.externalUserID,
+		externalProjectID: m.externalProjectID,
+	}
 }
 
 // SetStatus puts a machine in any status at once, overtaking a boot in

@@ -274,17 +274,12 @@ func (e *engine) buildSteps() []string {
 // advanceBuild moves b through steps, one BuildStepDelay each, then
 // finishes it; the caller holds engine.mu.
 func (e *engine) advanceBuild(t *template, b *build, steps []string) {
-	e.after(e.cfg.BuildStepDelay, func() {
-		if len(steps) == 0 {
-			e.finishBuild(t, b)
-			return
-		}
+	e.stepThrough(steps, func(step string) {
 		if b.startedAt.IsZero() {
 			b.startedAt = e.now()
 		}
-		b.status = steps[0]
-		e.advanceBuild(t, b, steps[1:])
-	})
+		b.status = step
+	}, func() { e.finishBuild(t, b) })
 }
 
 // finishBuild ends b and updates its template; the caller holds engine.mu.
@@ -348,10 +343,12 @@ func (e *engine) validateSpec(w http.ResponseWriter, r *http.Request) {
 // writeInvalidSpec answers 422 with both the error envelope and the list of
 // problems, so a client can read either.
 func writeInvalidSpec(w http.ResponseWriter, problems []string) {
+	message := "invalid build_spec: " + problems[0]
 	writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
-		"error":  map[string]string{"code": "INVALID", "message": "invalid build_spec: " + problems[0]},
-		"valid":  false,
-		"errors": problems,
+		"error":   map[string]string{"code": "INVALID", "message": message},
+		"message": message,
+		"valid":   false,
+		"errors":  problems,
 	})
 }
 
