@@ -1,7 +1,10 @@
 package miosa_test
 
 import (
+	"fmt"
 	"net/http"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,4 +75,118 @@ func TestFleet_ServerFailingEverythingIsNotMultiplied(t *testing.T) {
 		assert.LessOrEqual(t, attempts, calls*3/2)
 		require.NoError(t, srv.Close())
 	})
+}
+
+// waitAll creates n sandboxes on client and waits until each is ready,
+// from n goroutines; it returns the ids and the waits' errors.
+func waitAll(t *testing.T, client *miosa.Client, n int) ([]string, []error) {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+		require.NoError(t, err)
+		ids[i] = sb.ID
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			ready, err := client.Sandboxes.WaitUntilReady(t.Context(), id, miosa.WaitOptions{})
+			if err == nil && !ready {
+				err = fmt.Errorf("sandbox %s did not become ready", id)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	return ids, errs
+}
+
+// clientGoroutines counts the goroutines of this process that are not the
+// fake server's: those serving a connection (net/http's conn.serve and its
+// background read) are left out, as a server in another process would be.
+func clientGoroutines() int {
+	buf := make([]byte, 64<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if !strings.Contains(g, "net/http.(*conn).serve") && !strings.Contains(g, "net/http.(*connReader).backgroundRead") {
+			n++
+		}
+	}
+	return n
+}
+
+// backgroundRequests counts the requests that checked on open waits: the
+// readiness polls and the machine status reads.
+func backgroundRequests(srv *miosatest.Server) int {
+	return len(srv.RequestsTo(http.MethodGet, "/sandboxes/*/readiness")) + len(srv.RequestsTo(http.MethodGet, "/computers/*"))
+}
+
+func TestFleet_OpenWaitsShareABoundedRateOfHealthChecks(t *testing.T) {
+	const waits, boot = 300, 5 * time.Second
+	synctest.Test(t, func(t *testing.T) {
+		srv := miosatest.NewServer(t, miosatest.WithInMemoryNetwork(), miosatest.WithBootDelay(boot))
+		client := defaultClient(t, srv)
+		base := clientGoroutines()
+		var goroutines int
+		time.AfterFunc(boot/2, func() { goroutines = clientGoroutines() - base })
+		_, errs := waitAll(t, client, waits)
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		perWait := float64(backgroundRequests(srv)) / waits
+		t.Logf("%d waits, %s boot: %.2f requests per wait beyond the stream, %.2f goroutines per open wait",
+			waits, boot, perWait, float64(goroutines)/waits)
+		assert.LessOrEqual(t, perWait, 2.0)
+		// The health checks run at most healthCheckRate a second, for all
+		// waits together: at most two requests each, for 4 of the 5 s.
+		assert.LessOrEqual(t, backgroundRequests(srv), 2*20*4+2*20)
+		// The wait's own goroutine, and the two of its HTTP/1.1 connection.
+		assert.LessOrEqual(t, float64(goroutines)/waits, 4.0)
+		require.NoError(t, srv.Close())
+	})
+}
+
+func TestFleet_AFailedSandboxAmongAHandfulOfWaitsIsReportedWithinASecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := miosatest.NewServer(t, miosatest.WithInMemoryNetwork(), miosatest.WithBootDelay(time.Hour))
+		client := defaultClient(t, srv)
+		ids := make([]string, 5)
+		for i := range ids {
+			sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+			require.NoError(t, err)
+			ids[i] = sb.ID
+		}
+		start := time.Now()
+		failed := make(chan time.Duration, 1)
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Go(func() {
+				_, err := client.Sandboxes.WaitUntilReady(t.Context(), id, miosa.WaitOptions{Timeout: 10 * time.Second})
+				if i == 0 {
+					var stateErr *miosa.MachineStateError
+					assert.ErrorAs(t, err, &stateErr)
+					failed <- time.Since(start)
+				}
+			})
+		}
+		time.Sleep(100 * time.Millisecond)
+		require.NoError(t, srv.SetStatus(ids[0], miosa.StatusError))
+		assert.LessOrEqual(t, <-failed, 1100*time.Millisecond, "reported at the first check, a second after the stream opened")
+		wg.Wait()
+		require.NoError(t, srv.Close())
+	})
+}
+
+func TestFleet_AnHTTP1StreamsConnectionIsReusedAfterItsVerdict(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	client := srv.Client()
+	for range 10 {
+		sb, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+		require.NoError(t, err)
+		ready, err := client.Sandboxes.WaitUntilReady(t.Context(), sb.ID, miosa.WaitOptions{})
+		require.NoError(t, err)
+		require.True(t, ready)
+	}
+	assert.Equal(t, 1, srv.Conns().Accepted, "ten creates and ten streams, one after the other, over one connection")
 }

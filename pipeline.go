@@ -397,8 +397,12 @@ func readCapped(r io.Reader, declared, limit int64) ([]byte, error) {
 // connection can be reused, but never for long: a body that does not end
 // within drainTimeout (or maxDrain bytes) is closed instead, which costs
 // only the connection.
-func drainBriefly(body io.ReadCloser) {
-	t := time.AfterFunc(drainTimeout, func() { body.Close() })
+func drainBriefly(body io.ReadCloser) { drainWithin(body, drainTimeout) }
+
+// drainWithin reads and discards what is left of body for at most timeout
+// (and maxDrain bytes), then closes it.
+func drainWithin(body io.ReadCloser, timeout time.Duration) {
+	t := time.AfterFunc(timeout, func() { body.Close() })
 	defer t.Stop()
 	_, _ = io.CopyN(io.Discard, body, maxDrain)
 }

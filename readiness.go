@@ -196,27 +196,20 @@ func (c *readinessCheck) ready(ctx context.Context) (bool, error) {
 }
 
 // streamWithProbe listens to the readiness stream while, from probeInterval
-// on, a second goroutine checks readiness by polling every probeInterval,
-// and returns when either decides: nil for ready, errStreamTimeout for the
-// server's "timeout" event, a *MachineStateError from a probe, or
-// errNoVerdict when neither decided before the stream ended (polling
-// follows). The probe makes one request at a time and never outlives the
-// call; a stream that decides within probeInterval never starts it. A probe
-// that fails for another reason stops probing and leaves the stream to
-// decide.
+// on, the client's health checks (healthchecks.go) poll readiness every
+// probeInterval, and returns when either decides: nil for ready,
+// errStreamTimeout for the server's "timeout" event, a *MachineStateError
+// from a check, or errNoVerdict when neither decided before the stream
+// ended (polling follows). A stream that decides within probeInterval is
+// never checked; a check that fails for another reason stops the checking
+// and leaves the stream to decide. No check outlives the call.
 func (c *Client) streamWithProbe(ctx context.Context, path string, opts []Option, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	probed := make(chan error, 1)
-	startProbe := time.AfterFunc(probeInterval, func() {
-		probed <- probe(streamCtx, probeInterval, check, stop)
-	})
+	guard := c.traffic.checks.guard(streamCtx, stop, check, probeInterval)
 	verdict, streamErr := c.readinessStream(streamCtx, path, opts)
 	stop()
-	probeErr := errNoVerdict
-	if !startProbe.Stop() {
-		probeErr = <-probed // it started: wait until it has stopped
-	}
+	probeErr := guard.end()
 
 	switch {
 	case verdict == verdictReady:
@@ -231,19 +224,21 @@ func (c *Client) streamWithProbe(ctx context.Context, path string, opts []Option
 	return errNoVerdict
 }
 
-// probe polls check every interval until it decides, and calls stop when it
-// does. It returns nil for ready, the *MachineStateError that ended the wait,
-// or errNoVerdict when ctx ended first or the poll failed for another
-// reason.
-func probe(ctx context.Context, interval time.Duration, check *readinessCheck, stop context.CancelFunc) error {
-	err := pollUntil(ctx, interval, check.ready)
-	var stateErr *MachineStateError
-	if ctx.Err() != nil || (err != nil && !errors.As(err, &stateErr)) {
-		return errNoVerdict
+// awaitStreamEnd gives a readiness stream that delivered its verdict over
+// HTTP/1.1 up to streamEndWait to end: a server that ends the response
+// after the verdict, as the fake does, then has the connection back in the
+// pool, where a body closed before its end takes its connection with it.
+// Over HTTP/2 ending a stream early costs nothing.
+func awaitStreamEnd(resp *http.Response) {
+	if resp.ProtoMajor == 1 {
+		drainWithin(resp.Body, streamEndWait)
 	}
-	stop()
-	return err
 }
+
+// streamEndWait is how long a readiness stream's end is awaited after its
+// verdict: a server that ends the response sends its end right after the
+// verdict; one that keeps the stream open costs the wait this long.
+const streamEndWait = 20 * time.Millisecond
 
 // readinessOutcome is how a readiness wait ended, for its one debug line.
 type readinessOutcome struct {
@@ -296,11 +291,13 @@ func (c *Client) readinessStream(ctx context.Context, path string, opts []Option
 			switch string(ev.name) {
 			case eventReady:
 				verdict = verdictReady
-				return nil
 			case eventTimeout:
 				verdict = verdictTimeout
-				return nil
+			default:
+				continue
 			}
+			awaitStreamEnd(resp)
+			return nil
 		}
 	}}
 	_, err := c.send(ctx, op, opts) // opts turn retries off, as for every poll

@@ -10,11 +10,13 @@ import (
 // configuration, so that a fleet of goroutines using the Client behaves as
 // one well-mannered client: the pacing of the requests it starts
 // (pacing.go), the budget its retries of failures draw on
-// (retrybudget.go), and the warm-up of its connections (connwarmup.go).
+// (retrybudget.go), the warm-up of its connections (connwarmup.go), and
+// the health checks of its open readiness streams (healthchecks.go).
 type traffic struct {
 	pacer  pacer
 	budget retryBudget
 	conns  connWarmup
+	checks healthChecks
 }
 
 func newTraffic(conf *settings) *traffic {
