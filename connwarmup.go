@@ -36,6 +36,11 @@ type connWarmup struct {
 // connection to it.
 const warmFor = time.Second
 
+// minLeadHold is the least the rest wait after the leader has its
+// connection, when its answer is slow: enough for a busy machine to read
+// the server's settings.
+const minLeadHold = 100 * time.Millisecond
+
 // originWarmup is the warm-up of one origin.
 type originWarmup struct {
 	warmUntil atomic.Int64 // Unix nanoseconds
@@ -95,14 +100,14 @@ func (l *connLead) trace(ctx context.Context) context.Context {
 }
 
 // gotConn marks the origin warm and gives the rest as long again as the
-// connection took before they go anyway.
+// connection took (at least minLeadHold) before they go anyway.
 func (l *connLead) gotConn(httptrace.GotConnInfo) {
 	now := time.Now()
 	l.origin.warmUntil.Store(now.Add(warmFor).UnixNano())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.ended && l.timer == nil {
-		l.timer = time.AfterFunc(now.Sub(l.start), func() { l.release(false) })
+		l.timer = time.AfterFunc(max(now.Sub(l.start), minLeadHold), func() { l.release(false) })
 	}
 }
 

@@ -105,26 +105,33 @@ func TestConnWarmup_ABurstToAColdOriginWaitsForTheFirstCallsAnswer(t *testing.T)
 	})
 }
 
-func TestConnWarmup_ASlowFirstAnswerHoldsTheRestOnlyAsLongAgainAsConnecting(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ct := &connectingTransport{connect: 20 * time.Millisecond, answerIn: func(n int) time.Duration {
-			if n == 1 {
-				return time.Hour // a long exec, say
+func TestConnWarmup_ASlowFirstAnswerHoldsTheRestOnlyBriefly(t *testing.T) {
+	for _, tc := range []struct {
+		connect, hold time.Duration
+	}{
+		{20 * time.Millisecond, minLeadHold},             // at least minLeadHold
+		{300 * time.Millisecond, 300 * time.Millisecond}, // as long again as connecting took
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			ct := &connectingTransport{connect: tc.connect, answerIn: func(n int) time.Duration {
+				if n == 1 {
+					return time.Hour // a long exec, say
+				}
+				return 0
+			}}
+			c := warmupClient(t, ct, "https://api.test/api/v1")
+			start := time.Now()
+			var wg sync.WaitGroup
+			wg.Go(func() { _, _ = c.Computers.Get(t.Context(), "slow") })
+			synctest.Wait()
+			for _, err := range getConcurrently(t.Context(), c, 5) {
+				require.NoError(t, err)
 			}
-			return 0
-		}}
-		c := warmupClient(t, ct, "https://api.test/api/v1")
-		start := time.Now()
-		var wg sync.WaitGroup
-		wg.Go(func() { _, _ = c.Computers.Get(t.Context(), "slow") })
-		synctest.Wait()
-		for _, err := range getConcurrently(t.Context(), c, 5) {
-			require.NoError(t, err)
-		}
-		assert.Equal(t, map[time.Duration]int{0: 1, 40 * time.Millisecond: 5}, startedAt(ct, start),
-			"the rest went 20 ms after the first had its connection, which took 20 ms")
-		wg.Wait()
-	})
+			assert.Equal(t, map[time.Duration]int{0: 1, tc.connect + tc.hold: 5}, startedAt(ct, start),
+				"connecting in %s, the rest went %s after the first had its connection", tc.connect, tc.hold)
+			wg.Wait()
+		})
+	}
 }
 
 func TestConnWarmup_AFirstCallThatFailsLetsTheRestGo(t *testing.T) {

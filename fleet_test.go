@@ -190,3 +190,35 @@ func TestFleet_AnHTTP1StreamsConnectionIsReusedAfterItsVerdict(t *testing.T) {
 	}
 	assert.Equal(t, 1, srv.Conns().Accepted, "ten creates and ten streams, one after the other, over one connection")
 }
+
+func TestFleet_ABurstOfFirstCallsOverHTTP2SharesAConnection(t *testing.T) {
+	const calls = 200
+	burst := func(t *testing.T, client *miosa.Client) {
+		var wg sync.WaitGroup
+		for range calls {
+			wg.Go(func() {
+				_, err := client.Sandboxes.Create(t.Context(), miosa.ComputerCreateParams{})
+				assert.NoError(t, err)
+			})
+		}
+		wg.Wait()
+	}
+	t.Run("the SDK's default transport", func(t *testing.T) {
+		srv := miosatest.NewServer(t, miosatest.WithTLS())
+		burst(t, defaultClient(t, srv, miosa.WithHTTPClient(miosa.DefaultHTTPClient(srv.HTTPClient().Transport.(*http.Transport).TLSClientConfig))))
+		t.Logf("%d first calls: %d connections", calls, srv.Conns().Accepted)
+		assert.LessOrEqual(t, srv.Conns().Accepted, 4)
+	})
+	t.Run("a transport of the caller's", func(t *testing.T) {
+		srv := miosatest.NewServer(t, miosatest.WithTLS())
+		burst(t, srv.Client()) // net/http's transport, as httptest configures it
+		t.Logf("%d first calls: %d connections", calls, srv.Conns().Accepted)
+		assert.LessOrEqual(t, srv.Conns().Accepted, 4)
+	})
+	t.Run("beyond the server's stream limit", func(t *testing.T) {
+		srv := miosatest.NewServer(t, miosatest.WithTLS(), miosatest.WithMaxConcurrentStreams(50))
+		burst(t, defaultClient(t, srv, miosa.WithHTTPClient(miosa.DefaultHTTPClient(srv.HTTPClient().Transport.(*http.Transport).TLSClientConfig))))
+		t.Logf("%d first calls, 50 streams a connection: %d connections", calls, srv.Conns().Accepted)
+		assert.LessOrEqual(t, srv.Conns().Accepted, 8, "a connection is dialled when every one is full, one at a time")
+	})
+}

@@ -48,6 +48,12 @@ func newDefaultTransport(tlsConfig *tls.Config) *defaultTransport {
 	h1 := http.DefaultTransport.(*http.Transport).Clone()
 	h1.MaxIdleConns = 256
 	h1.MaxIdleConnsPerHost = 64
+	// An HTTP/1.1 connection holds its buffers for life, and an open
+	// readiness stream holds a connection. The SDK's requests and answers'
+	// headers fit in 2 KiB; a body read or written in larger pieces
+	// bypasses the buffer.
+	h1.WriteBufferSize = 2 << 10
+	h1.ReadBufferSize = 2 << 10
 	// HTTP/2 goes through h2; a handshake h1 makes offers HTTP/1.1 alone.
 	h1.ForceAttemptHTTP2 = false
 	h1.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}

@@ -97,3 +97,10 @@ func (s *Server) ResetConns() { s.conns.reset() }
 func WithMaxConcurrentStreams(n int) Option {
 	return func(c *config) { c.maxStreams = n }
 }
+
+// WithoutHTTP2 makes a WithTLS server speak HTTP/1.1 only, as a server or
+// proxy without HTTP/2 does: every request in flight then needs a
+// connection of its own, and an open readiness stream holds one.
+func WithoutHTTP2() Option {
+	return func(c *config) { c.noHTTP2 = true }
+}

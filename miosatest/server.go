@@ -61,7 +61,8 @@ type config struct {
 	engine     engineConfig
 	tls        bool
 	inMemory   bool
-	maxStreams int // HTTP/2 streams per connection; 0: Go's default
+	maxStreams int  // HTTP/2 streams per connection; 0: Go's default
+	noHTTP2    bool // WithTLS serves HTTP/1.1 only
 }
 
 // WithBootDelay sets how long machines take to boot: they stay "creating"
@@ -258,7 +259,7 @@ func Start(opts ...Option) (*Server, error) {
 		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: cfg.maxStreams},
 	}}
 	if cfg.tls {
-		hs.EnableHTTP2 = true
+		hs.EnableHTTP2 = !cfg.noHTTP2
 		hs.StartTLS()
 	} else {
 		hs.Start()
