@@ -1,9 +1,6 @@
 package miosa
 
-import (
-	"crypto/tls"
-	"net/http"
-)
+import "net/http"
 
 // The external tests (package miosa_test) record requests, and serve them
 // in memory, with the same test servers as this package's own tests.
@@ -26,10 +23,3 @@ var InMemory = inMemory
 
 // DrainTimeout is how long a refused answer's body is read at most.
 const DrainTimeout = drainTimeout
-
-// DefaultHTTPClient returns the SDK's default HTTP client (what NewClient
-// uses without WithHTTPClient), trusting what tlsConfig trusts, so that a
-// test can measure the defaults against a TLS test server.
-func DefaultHTTPClient(tlsConfig *tls.Config) *http.Client {
-	return &http.Client{Transport: newDefaultTransport(tlsConfig)}
-}

@@ -97,7 +97,7 @@ func BenchmarkFleet_OpenWaits(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			base, control, stop := startFleetServer(b, mode)
 			defer stop()
-			hc := miosa.DefaultHTTPClient(&tls.Config{InsecureSkipVerify: true}) // the child's test certificate
+			hc := miosa.NewHTTPClient(&tls.Config{InsecureSkipVerify: true}) // the child's test certificate
 			defer hc.CloseIdleConnections()
 			client, err := miosa.NewClient(miosatest.TestAPIKey, miosa.WithBaseURL(base), miosa.WithHTTPClient(hc))
 			if err != nil {

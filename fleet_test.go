@@ -1,6 +1,7 @@
 package miosa_test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -205,19 +206,21 @@ func TestFleet_ABurstOfFirstCallsOverHTTP2SharesAConnection(t *testing.T) {
 	}
 	t.Run("the SDK's default transport", func(t *testing.T) {
 		srv := miosatest.NewServer(t, miosatest.WithTLS())
-		burst(t, defaultClient(t, srv, miosa.WithHTTPClient(miosa.DefaultHTTPClient(srv.HTTPClient().Transport.(*http.Transport).TLSClientConfig))))
+		burst(t, defaultClient(t, srv)) // miosatest's client is the SDK's default, trusting the fake's certificate
 		t.Logf("%d first calls: %d connections", calls, srv.Conns().Accepted)
 		assert.LessOrEqual(t, srv.Conns().Accepted, 4)
 	})
 	t.Run("a transport of the caller's", func(t *testing.T) {
 		srv := miosatest.NewServer(t, miosatest.WithTLS())
-		burst(t, srv.Client()) // net/http's transport, as httptest configures it
+		transport := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true} // the fake's test certificate
+		t.Cleanup(transport.CloseIdleConnections)
+		burst(t, defaultClient(t, srv, miosa.WithHTTPClient(&http.Client{Transport: transport})))
 		t.Logf("%d first calls: %d connections", calls, srv.Conns().Accepted)
 		assert.LessOrEqual(t, srv.Conns().Accepted, 4)
 	})
 	t.Run("beyond the server's stream limit", func(t *testing.T) {
 		srv := miosatest.NewServer(t, miosatest.WithTLS(), miosatest.WithMaxConcurrentStreams(50))
-		burst(t, defaultClient(t, srv, miosa.WithHTTPClient(miosa.DefaultHTTPClient(srv.HTTPClient().Transport.(*http.Transport).TLSClientConfig))))
+		burst(t, defaultClient(t, srv))
 		t.Logf("%d first calls, 50 streams a connection: %d connections", calls, srv.Conns().Accepted)
 		assert.LessOrEqual(t, srv.Conns().Accepted, 8, "a connection is dialled when every one is full, one at a time")
 	})

@@ -193,7 +193,7 @@ func (conf *settings) resolve() error {
 	}
 	conf.baseURL = base
 	if conf.callerClient == nil {
-		conf.callerClient = newHTTPClient()
+		conf.callerClient = NewHTTPClient(nil)
 	}
 	conf.httpClient = sameOriginOnly(conf.callerClient, conf.baseURL)
 	conf.userAgentHeader = []string{userAgent}

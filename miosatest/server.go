@@ -182,8 +182,10 @@ func WithAPIKey(key string) Option {
 }
 
 // WithTLS serves HTTPS with a self-signed certificate and HTTP/2 enabled;
-// Server.Client trusts the certificate. Dropped connections are then stream
-// resets rather than closed connections.
+// Server.Client and Server.HTTPClient trust the certificate, through the
+// miosa SDK's default transport (miosa.NewHTTPClient), so that a test of
+// a fleet sees the connections production would open. Dropped
+// connections are then stream resets rather than closed connections.
 func WithTLS() Option {
 	return func(c *config) { c.tls = true }
 }
@@ -265,8 +267,13 @@ func Start(opts ...Option) (*Server, error) {
 		hs.Start()
 	}
 	httpClient := hs.Client()
-	if mem != nil {
+	switch {
+	case mem != nil:
 		httpClient = mem.client()
+	case cfg.tls:
+		// The SDK's own default client, trusting the certificate, so that
+		// a fleet test sees the connections production would open.
+		httpClient = miosa.NewHTTPClient(httpClient.Transport.(*http.Transport).TLSClientConfig)
 	}
 	apiKey := TestAPIKey
 	if cfg.engine.APIKey != "" {
