@@ -29,8 +29,21 @@ import (
 // pool has emptied meanwhile. Plain-http origins are never held: they do
 // not speak HTTP/2.
 type connWarmup struct {
+	// home is the Client's own base URL's warm-up; other base URLs (given
+	// per call) have theirs in origins.
+	homeURL string
+	home    *originWarmup
 	origins sync.Map // base URL → *originWarmup
 }
+
+func (w *connWarmup) init(baseURL string) {
+	w.homeURL = baseURL
+	if isHTTPS(baseURL) {
+		w.home = &originWarmup{}
+	}
+}
+
+func isHTTPS(baseURL string) bool { return len(baseURL) > 6 && strings.EqualFold(baseURL[:6], "https:") }
 
 // warmFor is how long an origin counts as warm after a call had a
 // connection to it.
@@ -48,34 +61,40 @@ type originWarmup struct {
 	leading   chan struct{} // open while a leader connects; closed to let the rest go
 }
 
-// enter returns at once when calls to baseURL may go; returns a lead when
-// this call must connect first; waits for the leader otherwise. It fails
-// only when ctx ends while it waits.
-func (w *connWarmup) enter(ctx context.Context, baseURL string, now time.Time) (*connLead, error) {
-	if !strings.HasPrefix(baseURL, "https:") {
-		return nil, nil
+// enter returns at once (with now) when calls to baseURL may go; returns a
+// lead when this call must connect first; waits for the leader otherwise,
+// and returns when it stopped waiting. It fails only when ctx ends while
+// it waits.
+func (w *connWarmup) enter(ctx context.Context, baseURL string, now time.Time) (time.Time, *connLead, error) {
+	o := w.home
+	if baseURL != w.homeURL {
+		o = w.origin(baseURL)
 	}
-	o := w.origin(baseURL)
-	if now.UnixNano() < o.warmUntil.Load() {
-		return nil, nil
+	if o == nil || now.UnixNano() < o.warmUntil.Load() {
+		return now, nil, nil
 	}
 	o.mu.Lock()
 	if leading := o.leading; leading != nil {
 		o.mu.Unlock()
 		select {
 		case <-leading:
-			return nil, nil
+			return time.Now(), nil, nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return now, nil, ctx.Err()
 		}
 	}
 	lead := &connLead{origin: o, done: make(chan struct{}), start: now}
 	o.leading = lead.done
 	o.mu.Unlock()
-	return lead, nil
+	return now, lead, nil
 }
 
+// origin returns the warm-up of a base URL other than the Client's own;
+// nil for plain http.
 func (w *connWarmup) origin(baseURL string) *originWarmup {
+	if !isHTTPS(baseURL) {
+		return nil
+	}
 	if o, ok := w.origins.Load(baseURL); ok {
 		return o.(*originWarmup)
 	}

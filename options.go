@@ -78,8 +78,8 @@ func WithBaseURL(baseURL string) Option {
 // port), so neither the API key nor a WithHeader header can follow one; c's
 // own CheckRedirect still runs for the redirects that stay. c's Timeout, if
 // any, also bounds each attempt of a unary call (streams and file transfers
-// are exempt). Default: a pooled keep-alive client that attempts HTTP/2 and
-// has no Timeout.
+// are exempt). Default: NewHTTPClient(nil), a pooled keep-alive client
+// that speaks HTTP/2 to https servers that offer it and has no Timeout.
 func WithHTTPClient(c *http.Client) Option {
 	return func(conf *settings) { conf.callerClient = c }
 }

@@ -83,17 +83,18 @@ func (p *pacer) init(limit *rateLimitSetting) {
 	p.accepted = newWindowCount(paceSlot, int(2*paceWindowMax/paceSlot)+1)
 }
 
-// answered records the server's answer to a request: a 429 holds and
-// paces every request from now on (hint being its Retry-After, capped by
-// WithMaxRetryAfter, or 0); any other answer counts as one the server
-// accepted.
-func (p *pacer) answered(status int, hint time.Duration, now time.Time) {
+// answered records the server's answer to a request sent at start: a 429
+// holds and paces every request from now on (hint being its Retry-After,
+// capped by WithMaxRetryAfter, or 0); any other answer counts as one the
+// server accepted.
+func (p *pacer) answered(status int, hint time.Duration, start time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if status != http.StatusTooManyRequests {
-		p.accepted.add(now)
+		p.accepted.add(start)
 		return
 	}
+	now := time.Now()
 	p.throttled.Store(true)
 	p.refusedAt = now
 	p.window = min(max(hint, time.Second), paceWindowMax)
@@ -103,26 +104,27 @@ func (p *pacer) answered(status int, hint time.Duration, now time.Time) {
 	}
 }
 
-// wait returns when a request may start, or an error, at once, when it
-// could not start before ctx's deadline, or when ctx ends first.
-func (p *pacer) wait(ctx context.Context) error {
+// wait returns when a request asked to start at now may start, and that
+// time; or an error, at once, when it could not start before ctx's
+// deadline, or when ctx ends first.
+func (p *pacer) wait(ctx context.Context, now time.Time) (time.Time, error) {
 	if p.ceiling == nil && !p.throttled.Load() {
-		return nil
+		return now, nil
 	}
 	for {
-		now := time.Now()
 		at, why, err := p.turn(ctx, now)
 		if err != nil {
-			return err
+			return now, err
 		}
 		if err := sleepUntil(ctx, now, at, why); err != nil {
-			return err
+			return now, err
 		}
+		now = time.Now()
 		// A turn taken during a hold is the hold's end, after which the
 		// request takes a paced turn; and a 429 that came while a request
 		// waited for its turn holds it like the rest.
-		if why != whyHeld && !p.holding(time.Now()) {
-			return nil
+		if why != whyHeld && !p.holding(now) {
+			return now, nil
 		}
 	}
 }

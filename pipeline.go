@@ -154,22 +154,23 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 		// Nothing was sent, so this is not an unknown outcome.
 		return response{}, fmt.Errorf("miosa: %s %s: not sent: %w", op.method, op.path, err)
 	}
-	c.traffic.budget.deposit(time.Now())
 	var failure error // the last attempt's
 	for attempt := 1; ; attempt++ {
 		// Waiting for a turn to start is not an attempt: it is bounded by
 		// the context, and its time is not the attempt's.
-		attemptCtx, lead, err := c.traffic.await(ctx, conf)
+		start, attemptCtx, lead, err := c.traffic.await(ctx, conf, time.Now())
 		if err != nil && failure == nil {
 			return response{}, fmt.Errorf("miosa: %s %s: not sent: %w", op.method, op.path, err)
 		} else if err != nil {
 			return response{}, fmt.Errorf("miosa: %s %s: %w before it could be sent again; last attempt: %w", op.method, op.path, err, failure)
 		}
-		start := time.Now()
+		if attempt == 1 {
+			c.traffic.budget.deposit(start)
+		}
 		res, err := c.attempt(attemptCtx, conf, &op, payload, key, start)
 		lead.release(res.status != 0)
 		if err == nil && (res.ok() || op.goneIsDone && attempt > 1 && res.status == http.StatusNotFound) {
-			c.traffic.pacer.answered(res.status, 0, time.Now())
+			c.traffic.pacer.answered(res.status, 0, start)
 			c.logAttempt(ctx, conf, &op, attempt, &res, start, nil, "")
 			return res, nil
 		}
@@ -181,7 +182,7 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 			failure = transportErr
 		} else {
 			apiErr := c.newAPIError(&op, conf, key, &res)
-			c.traffic.pacer.answered(res.status, min(apiErr.RetryAfter, conf.maxRetryAfter), time.Now())
+			c.traffic.pacer.answered(res.status, min(apiErr.RetryAfter, conf.maxRetryAfter), start)
 			failure = apiErr
 			if res.redirected && !op.replayable() {
 				failure = &refusedAfterRedirectError{apiErr: apiErr}

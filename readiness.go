@@ -49,11 +49,17 @@ const (
 // An open stream is not trusted to speak: a proxy may buffer it, and the
 // server sends nothing on it for a sandbox that failed or was deleted. So
 // while it is open without a verdict, readiness is also checked by polling,
-// once a second (or every PollInterval, if longer), one request at a time.
+// once a second (or every PollInterval, if longer), one check at a time.
+// The checks of all the Client's open streams are scheduled together: at
+// most 20 start a second in all, the stream due longest first, so a handful
+// of open waits are each checked once a second, and 2,000 cost the API 20
+// checks a second rather than 2,000.
 //
 // A sandbox that can never become ready ends the wait with a
-// *MachineStateError, within about a second of the server saying so, in
-// stream and poll mode alike: a readiness answer with status "error",
+// *MachineStateError, in stream and poll mode alike, within about a second
+// of the server saying so (while up to 20 waits are open; with n open, the
+// checks of each come round every n/20 seconds): a readiness answer with
+// status "error",
 // "destroying" or "destroyed"; the same status from GET /computers/{id},
 // which the wait also asks about once a second because a readiness answer
 // need not carry a status; or a 404 for the sandbox (the error then matches
@@ -70,12 +76,15 @@ const (
 //     non-transient answers); 429, 5xx and network errors are polled through.
 //
 // Every request carries the same authentication, user agent and extra
-// headers as any other call. Connection cost: while the stream is open it
-// holds one HTTP/1.1 connection to itself, so n concurrent waits over
-// HTTP/1.1 hold n connections, and a stream ended before the server closed
-// it takes its connection with it rather than returning it to the pool. Over
-// HTTP/2, which the default client attempts, streams are multiplexed on one
-// connection up to the server's concurrent-stream limit.
+// headers as any other call, and is paced with the Client's others after a
+// 429. Connection cost: while the stream is open it holds one HTTP/1.1
+// connection to itself, so n concurrent waits over HTTP/1.1 hold n
+// connections; after the verdict the wait gives the server up to 20 ms to
+// end the response, which returns the connection to the pool (a stream the
+// server keeps open takes its connection with it). Over HTTP/2, which the
+// default client uses for https, streams are multiplexed on one connection
+// up to the server's concurrent-stream limit, and another is dialled only
+// when every one is full.
 func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait WaitOptions, opts ...Option) (bool, error) {
 	path, err := sandboxPath(id, "/readiness")
 	if err != nil {

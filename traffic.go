@@ -22,26 +22,29 @@ type traffic struct {
 func newTraffic(conf *settings) *traffic {
 	t := &traffic{}
 	t.pacer.init(conf.rateLimit)
+	t.conns.init(conf.baseURL)
 	return t
 }
 
-// await returns when a request of a call may start: at its turn in the
-// pacing, and once a cold origin has its first connection. It returns the
-// context to send the request under, which carries the connection hook
-// when this call leads the warm-up (the caller then releases the lead once
-// the attempt is over), and an error when ctx would end, or ended, first.
-func (t *traffic) await(ctx context.Context, conf *settings) (context.Context, *connLead, error) {
-	if err := t.pacer.wait(ctx); err != nil {
-		return ctx, nil, err
-	}
-	lead, err := t.conns.enter(ctx, conf.baseURL, time.Now())
+// await returns when a request of a call may start, and that time: at its
+// turn in the pacing, and once a cold origin has its first connection. now
+// is the time it is asked at. It returns the context to send the request
+// under, which carries the connection hook when this call leads the
+// warm-up (the caller then releases the lead once the attempt is over), and
+// an error when ctx would end, or ended, first.
+func (t *traffic) await(ctx context.Context, conf *settings, now time.Time) (time.Time, context.Context, *connLead, error) {
+	now, err := t.pacer.wait(ctx, now)
 	if err != nil {
-		return ctx, nil, fmt.Errorf("%w while waiting for the first connection to the API", err)
+		return now, ctx, nil, err
+	}
+	now, lead, err := t.conns.enter(ctx, conf.baseURL, now)
+	if err != nil {
+		return now, ctx, nil, fmt.Errorf("%w while waiting for the first connection to the API", err)
 	}
 	if lead != nil {
 		ctx = lead.trace(ctx)
 	}
-	return ctx, lead, nil
+	return now, ctx, lead, nil
 }
 
 // windowCount counts events in time slots of one width over a sliding
