@@ -93,8 +93,10 @@ func TestRetryBudget_OnlyServerAndNetworkFailuresSpendIt(t *testing.T) {
 			}
 		}}
 		c := newFakeClient(t, rec, WithRetryDelay(0, 0))
-		for c.traffic.budget.withdraw(time.Now()) {
+		for range retryBudgetFloor {
+			c.traffic.budget.withdraw(time.Now())
 		}
+		require.False(t, c.traffic.budget.withdraw(time.Now()), "the floor is spent")
 		_, err := c.Computers.List(t.Context(), ComputerListParams{})
 		require.ErrorIs(t, err, ErrServer)
 		assert.Contains(t, err.Error(), "retry budget is spent", "a 502 is not retried")
