@@ -43,7 +43,9 @@ func (w *connWarmup) init(baseURL string) {
 	}
 }
 
-func isHTTPS(baseURL string) bool { return len(baseURL) > 6 && strings.EqualFold(baseURL[:6], "https:") }
+func isHTTPS(baseURL string) bool {
+	return len(baseURL) > 6 && strings.EqualFold(baseURL[:6], "https:")
+}
 
 // warmFor is how long an origin counts as warm after a call had a
 // connection to it.
