@@ -1,7 +1,6 @@
 package miosa_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -95,8 +93,9 @@ func BenchmarkFleet_OpenWaits(b *testing.B) {
 	const waits = 2000
 	for _, mode := range []string{"h2", "h1"} {
 		b.Run(mode, func(b *testing.B) {
-			base, control, stop := startFleetServer(b, mode)
+			line, stop := startServerProcess(b, "TestFleetServerProcess", fleetServerEnv, mode)
 			defer stop()
+			base, control, _ := strings.Cut(line, " ")
 			hc := miosa.NewHTTPClient(&tls.Config{InsecureSkipVerify: true}) // the child's test certificate
 			defer hc.CloseIdleConnections()
 			client, err := miosa.NewClient(miosatest.TestAPIKey, miosa.WithBaseURL(base), miosa.WithHTTPClient(hc))
@@ -171,36 +170,6 @@ func BenchmarkFleet_OpenWaits(b *testing.B) {
 			b.ReportMetric(float64(counts.Conns.Accepted), "connections")
 		})
 	}
-}
-
-// startFleetServer runs TestFleetServerProcess in a child process and
-// returns its base URL and its control server's.
-func startFleetServer(b *testing.B, mode string) (base, control string, stop func()) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFleetServerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fleetServerEnv+"="+mode)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	stop = func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		stop()
-		b.Fatalf("server process: %v", err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	base, control, _ = strings.Cut(strings.TrimSpace(line), " ")
-	return base, control, stop
 }
 
 // fleetControl asks the server process's control server, sending body as
