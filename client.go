@@ -32,8 +32,8 @@ type Client struct {
 	// authorization is the Authorization header value, built once.
 	authorization secret
 	settings      settings
-	// traffic is what every call shares: pacing, the retry budget and
-	// the connection warm-up.
+	// traffic is what every call shares: pacing, the retry budget, the
+	// connection warm-up and the health checks of open readiness waits.
 	traffic *traffic
 }
 

@@ -159,9 +159,10 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 		// Waiting for a turn to start is not an attempt: it is bounded by
 		// the context, and its time is not the attempt's.
 		start, attemptCtx, lead, err := c.traffic.await(ctx, conf, time.Now())
-		if err != nil && failure == nil {
-			return response{}, fmt.Errorf("miosa: %s %s: not sent: %w", op.method, op.path, err)
-		} else if err != nil {
+		if err != nil {
+			if failure == nil {
+				return response{}, fmt.Errorf("miosa: %s %s: not sent: %w", op.method, op.path, err)
+			}
 			return response{}, fmt.Errorf("miosa: %s %s: %w before it could be sent again; last attempt: %w", op.method, op.path, err, failure)
 		}
 		if attempt == 1 {

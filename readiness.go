@@ -59,11 +59,10 @@ const (
 // *MachineStateError, in stream and poll mode alike, within about a second
 // of the server saying so (while up to 20 waits are open; with n open, the
 // checks of each come round every n/20 seconds): a readiness answer with
-// status "error",
-// "destroying" or "destroyed"; the same status from GET /computers/{id},
-// which the wait also asks about once a second because a readiness answer
-// need not carry a status; or a 404 for the sandbox (the error then matches
-// ErrNotFound).
+// status "error", "destroying" or "destroyed"; the same status from
+// GET /computers/{id}, which the wait also asks about once a second because
+// a readiness answer need not carry a status; or a 404 for the sandbox (the
+// error then matches ErrNotFound).
 //
 // The caller can rely on:
 //   - (true, nil) when the server reports the sandbox ready;
