@@ -18,10 +18,13 @@ import (
 // learns the protocol only from a finished handshake.) So while an origin
 // is cold, one call leads: it connects, and the calls that arrive
 // meanwhile wait until it has its answer's headers, or, if its answer is
-// slow, for as long again as its connection took to set up — by then an
-// HTTP/2 server has said how many streams it allows, and the calls
-// multiplex on the one connection. Over HTTP/1.1 they then dial their own,
-// having waited one connection set-up.
+// slow, for as long again as its connection took to set up (at least
+// minLeadHold) — by then an HTTP/2 server has said how many streams it
+// allows, and the calls multiplex on the one connection. Over HTTP/1.1
+// they then dial their own, having waited one connection set-up. This
+// works with any transport, but only for a burst that finds no
+// connection; once the connections are at the server's stream limit, the
+// SDK's default transport dials one at a time by itself (transport.go).
 //
 // An origin is warm for warmFor after a leader had its connection; after
 // that the next call leads again, which costs nothing when a connection
@@ -29,8 +32,8 @@ import (
 // pool has emptied meanwhile. Plain-http origins are never held: they do
 // not speak HTTP/2.
 type connWarmup struct {
-	// home is the Client's own base URL's warm-up; other base URLs (given
-	// per call) have theirs in origins.
+	// home is the warm-up of the Client's own base URL, homeURL (nil for
+	// plain http); base URLs given per call have theirs in origins.
 	homeURL string
 	home    *originWarmup
 	origins sync.Map // base URL → *originWarmup

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/miosa-ai/miosa-go/internal/retry"
 )
 
 // pacer decides when each request a Client starts may go, for every
@@ -116,8 +118,8 @@ func (p *pacer) wait(ctx context.Context, now time.Time) (time.Time, error) {
 		if err != nil {
 			return now, err
 		}
-		if err := sleepUntil(ctx, now, at, why); err != nil {
-			return now, err
+		if err := retry.Sleep(ctx, at.Sub(now)); err != nil {
+			return now, fmt.Errorf("%w while its turn was %s away (%s)", err, at.Sub(now).Round(time.Millisecond), why)
 		}
 		now = time.Now()
 		// A turn taken during a hold is the hold's end, after which the
@@ -196,16 +198,21 @@ func (p *pacer) nextTurn(now time.Time) time.Time {
 	if p.next.After(at) {
 		at = p.next
 	}
-	rate := cubicRate(p.ratePeak, at.Sub(p.curveStart))
-	p.next = at.Add(time.Duration(float64(time.Second) / rate))
+	p.next = at.Add(p.interval(at))
 	return at
 }
 
+// interval is the time between two paced requests, the first at at: one
+// over the curve's rate then. p.mu is held.
+func (p *pacer) interval(at time.Time) time.Duration {
+	return time.Duration(float64(time.Second) / cubicRate(p.ratePeak, at.Sub(p.curveStart)))
+}
+
 // giveBack returns a turn at at that will not be used, when it is the
-// last one booked; a turn in the middle of the queue stays a gap.
+// last one booked; a turn in the middle of the queue stays a gap. p.mu is
+// held.
 func (p *pacer) giveBack(at time.Time) {
-	rate := cubicRate(p.ratePeak, at.Sub(p.curveStart))
-	if p.next.Equal(at.Add(time.Duration(float64(time.Second) / rate))) {
+	if p.next.Equal(at.Add(p.interval(at))) {
 		p.next = at
 	}
 }
@@ -228,21 +235,6 @@ func cubicRate(peak float64, elapsed time.Duration) float64 {
 	k := math.Cbrt(peak * (1 - paceBeta) / paceGrowth)
 	t := elapsed.Seconds() - k
 	return max(paceGrowth*t*t*t+peak, paceMin)
-}
-
-// sleepUntil waits until at, or until ctx ends.
-func sleepUntil(ctx context.Context, now, at time.Time, why string) error {
-	if !at.After(now) {
-		return nil
-	}
-	t := time.NewTimer(at.Sub(now))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w while its turn was %s away (%s)", ctx.Err(), at.Sub(now).Round(time.Millisecond), why)
-	}
 }
 
 // pacingError is a request not started because its turn would have come

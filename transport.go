@@ -34,7 +34,7 @@ func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
 // connection per such request before it knows the protocol, and HTTP/2
 // then keeps one and closes the rest: 2,000 calls at once opened about
 // 4,800 TLS connections to a server allowing 250 streams on each, where
-// this pool opens 6-10. Plain http, requests through a proxy, and servers
+// this pool opens 4-6. Plain http, requests through a proxy, and servers
 // that do not offer HTTP/2 go through net/http's transport over HTTP/1.1.
 type defaultTransport struct {
 	h1 *http.Transport
