@@ -106,7 +106,7 @@ func BenchmarkComputersGetPaired(b *testing.B) {
 	bare := pairedAnswer{body: bareBenchBody, bare: true}
 	loopback := func(b *testing.B, ctx context.Context, answer pairedAnswer, rawTimeout time.Duration) {
 		srv := newBenchServer(b, answer.body)
-		benchPaired(b, ctx, srv.URL, newHTTPClient(), newHTTPClient(), answer, rawTimeout)
+		benchPaired(b, ctx, srv.URL, NewHTTPClient(nil), NewHTTPClient(nil), answer, rawTimeout)
 	}
 	memory := func(b *testing.B, ctx context.Context, answer pairedAnswer, rawTimeout time.Duration) {
 		benchPaired(b, ctx, "https://api.test", memoryClient(answer.body), memoryClient(answer.body), answer, rawTimeout)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 )
@@ -35,6 +34,9 @@ type Client struct {
 	// authorization is the Authorization header value, built once.
 	authorization secret
 	settings      settings
+	// traffic is what every call shares: pacing, the retry budget, the
+	// connection warm-up and the health checks of open readiness waits.
+	traffic *traffic
 }
 
 // service is what every service holds: the client whose pipeline it uses.
@@ -75,7 +77,7 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	if err := s.resolve(); err != nil {
 		return nil, err
 	}
-	c := &Client{key: newSecret(apiKey), authorization: newSecret("Bearer " + apiKey), settings: s}
+	c := &Client{key: newSecret(apiKey), authorization: newSecret("Bearer " + apiKey), settings: s, traffic: newTraffic(&s)}
 	c.Sandboxes = &SandboxesService{client: c}
 	c.SandboxTemplates = &SandboxTemplatesService{client: c}
 	c.Computers = &ComputersService{client: c}
@@ -85,17 +87,6 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	c.Processes = &ProcessesService{client: c}
 	c.Snapshots = &SnapshotsService{client: c}
 	return c, nil
-}
-
-// newHTTPClient returns the default client: keep-alive connections pooled
-// per host, HTTP/2 attempted (it multiplexes readiness streams), and no
-// MaxConnsPerHost, which would queue ordinary calls behind open streams.
-func newHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 64
-	t.ForceAttemptHTTP2 = true
-	return &http.Client{Transport: t}
 }
 
 // Format prints the client with its base URL and never its API key, under

@@ -702,10 +702,12 @@ func TestDefaultTransport_PooledKeepAliveHTTP2WithoutConnCap(t *testing.T) {
 	require.NoError(t, err)
 	hc := c.settings.httpClient
 	assert.Zero(t, hc.Timeout, "deadlines come from the context, never http.Client.Timeout")
-	tr, ok := hc.Transport.(*http.Transport)
+	dt, ok := hc.Transport.(*defaultTransport)
 	require.True(t, ok)
+	require.NotNil(t, dt.h2, "https goes over HTTP/2 through a pool that shares its dials")
+	assert.NotZero(t, dt.h2.IdleConnTimeout, "idle HTTP/2 connections are closed in time")
+	tr := dt.h1
 	assert.False(t, tr.DisableKeepAlives)
-	assert.True(t, tr.ForceAttemptHTTP2)
 	assert.GreaterOrEqual(t, tr.MaxIdleConnsPerHost, 16)
 	assert.GreaterOrEqual(t, tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
 	assert.Zero(t, tr.MaxConnsPerHost)

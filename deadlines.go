@@ -39,12 +39,13 @@ type attemptDeadline struct {
 
 // withAttemptDeadline returns parent bounded by deadline, for one attempt
 // sent through transport, and the function that ends it. net/http's own
-// transport watches Done at once, so its attempts get a plain
+// transport and the SDK's default one (whose HTTP/2 half is
+// golang.org/x/net/http2's) watch Done at once, so their attempts get a plain
 // context.WithDeadline: arming one lazily would only add a step (about
 // 0.2 µs). Any other transport gets an attemptDeadline.
 func withAttemptDeadline(parent context.Context, deadline time.Time, transport http.RoundTripper) (context.Context, func()) {
 	switch transport.(type) {
-	case nil, *http.Transport:
+	case nil, *http.Transport, *defaultTransport:
 		return context.WithDeadline(parent, deadline)
 	}
 	a := newAttemptDeadline(parent, deadline)

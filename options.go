@@ -3,6 +3,7 @@ package miosa
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -36,6 +37,13 @@ type settings struct {
 	logger           *slog.Logger
 	insecureHTTP     bool
 	idempotencyKey   string
+	rateLimit        *rateLimitSetting // WithRateLimit; nil without
+}
+
+// rateLimitSetting is WithRateLimit's ceiling, as given.
+type rateLimitSetting struct {
+	perSecond float64
+	burst     int
 }
 
 const (
@@ -70,8 +78,8 @@ func WithBaseURL(baseURL string) Option {
 // port), so neither the API key nor a WithHeader header can follow one; c's
 // own CheckRedirect still runs for the redirects that stay. c's Timeout, if
 // any, also bounds each attempt of a unary call (streams and file transfers
-// are exempt). Default: a pooled keep-alive client that attempts HTTP/2 and
-// has no Timeout.
+// are exempt). Default: NewHTTPClient(nil), a pooled keep-alive client
+// that speaks HTTP/2 to https servers that offer it and has no Timeout.
 func WithHTTPClient(c *http.Client) Option {
 	return func(conf *settings) { conf.callerClient = c }
 }
@@ -162,6 +170,20 @@ func WithIdempotencyKey(key string) Option {
 	return func(conf *settings) { conf.idempotencyKey = key }
 }
 
+// WithRateLimit sets a ceiling on the requests the Client starts: at most
+// perSecond a second on average, and at most burst at once, shared by
+// every goroutine using the Client (a token bucket, from
+// golang.org/x/time/rate). Retries and the polls of waits count like any
+// request. It comes on top of the adaptive pacing every Client does after
+// a 429 (see the README's "Fleets"): a request goes when both let it. A
+// request whose turn would come after its context's deadline is not sent
+// and fails at once with an error matching context.DeadlineExceeded.
+// perSecond must be positive and finite and burst at least 1. It is a
+// client option: a call refuses it. Default: no ceiling.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(conf *settings) { conf.rateLimit = &rateLimitSetting{perSecond: perSecond, burst: burst} }
+}
+
 // resolve checks what options can get wrong, for NewClient and per call,
 // normalises the base URL and derives the redirect-guarded HTTP client.
 func (conf *settings) resolve() error {
@@ -171,7 +193,7 @@ func (conf *settings) resolve() error {
 	}
 	conf.baseURL = base
 	if conf.callerClient == nil {
-		conf.callerClient = newHTTPClient()
+		conf.callerClient = NewHTTPClient(nil)
 	}
 	conf.httpClient = sameOriginOnly(conf.callerClient, conf.baseURL)
 	conf.userAgentHeader = []string{userAgent}
@@ -195,6 +217,10 @@ func (conf *settings) resolve() error {
 		return fmt.Errorf("%w: WithUserAgent must be one line of printable text", ErrInvalidParams)
 	case strings.ContainsFunc(conf.idempotencyKey, isControl):
 		return fmt.Errorf("%w: WithIdempotencyKey must be printable text", ErrInvalidParams)
+	case conf.rateLimit != nil && !(conf.rateLimit.perSecond > 0 && conf.rateLimit.perSecond <= math.MaxFloat64):
+		return fmt.Errorf("%w: WithRateLimit wants a positive, finite number of requests a second, not %v", ErrInvalidParams, conf.rateLimit.perSecond)
+	case conf.rateLimit != nil && conf.rateLimit.burst < 1:
+		return fmt.Errorf("%w: WithRateLimit wants a burst of at least 1, not %d", ErrInvalidParams, conf.rateLimit.burst)
 	}
 	// A malformed header would only fail inside the transport, where it
 	// looks like a network error and could be retried or reported as
@@ -251,6 +277,9 @@ func (c *Client) settingsFor(opts []Option) (*settings, error) {
 	s := c.settings
 	for _, opt := range opts {
 		opt(&s)
+	}
+	if s.rateLimit != c.settings.rateLimit {
+		return nil, fmt.Errorf("%w: WithRateLimit is a client option, shared by every call; pass it to NewClient", ErrInvalidParams)
 	}
 	if err := s.resolve(); err != nil {
 		return nil, err

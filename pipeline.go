@@ -157,28 +157,46 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 		// Nothing was sent, so this is not an unknown outcome.
 		return response{}, fmt.Errorf("miosa: %s %s: not sent: %w", op.method, op.path, err)
 	}
+	var failure error // the last attempt's
 	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		res, err := c.attempt(ctx, conf, &op, payload, key, start)
+		// Waiting for a turn to start is not an attempt: it is bounded by
+		// the context, and its time is not the attempt's.
+		start, attemptCtx, lead, err := c.traffic.await(ctx, conf, time.Now())
+		if err != nil {
+			if failure == nil {
+				return response{}, fmt.Errorf("miosa: %s %s: not sent: %w", op.method, op.path, err)
+			}
+			return response{}, fmt.Errorf("miosa: %s %s: %w before it could be sent again; last attempt: %w", op.method, op.path, err, failure)
+		}
+		if attempt == 1 {
+			c.traffic.budget.deposit(start)
+		}
+		res, err := c.attempt(attemptCtx, conf, &op, payload, key, start)
+		lead.release(res.status != 0)
 		if err == nil && (res.ok() || op.goneIsDone && attempt > 1 && res.status == http.StatusNotFound) {
+			c.traffic.pacer.answered(res.status, 0, start)
 			c.logAttempt(ctx, conf, &op, attempt, &res, start, nil, "")
 			return res, nil
 		}
 		// A refusal's message comes from its body, which is never logged;
 		// a transport error is.
-		var failure, transportErr error
+		var transportErr error
 		if err != nil {
 			transportErr = c.transportError(&op, err)
 			failure = transportErr
 		} else {
-			failure = c.newAPIError(&op, conf, key, &res)
+			apiErr := c.newAPIError(&op, conf, key, &res)
+			c.traffic.pacer.answered(res.status, min(apiErr.RetryAfter, conf.maxRetryAfter), start)
+			failure = apiErr
 			if res.redirected && !op.replayable() {
-				failure = &refusedAfterRedirectError{apiErr: failure.(*APIError)}
+				failure = &refusedAfterRedirectError{apiErr: apiErr}
 			}
 		}
-		wait, why := conf.nextAttempt(ctx, &op, failure, attempt)
+		wait, why := c.nextAttempt(ctx, conf, &op, failure, attempt)
 		c.logAttempt(ctx, conf, &op, attempt, &res, start, transportErr, why)
-		if why != "" {
+		if why == whyBudgetSpent {
+			return response{}, fmt.Errorf("%w; not retried: %s", failure, why)
+		} else if why != "" {
 			return response{}, failure
 		}
 		if err := retry.Sleep(ctx, wait); err != nil {
@@ -188,8 +206,10 @@ func (c *Client) send(ctx context.Context, op call, opts []Option) (response, er
 }
 
 // nextAttempt says how long to wait before sending op again after failure,
-// or, as a non-empty why, why it is not sent again.
-func (conf *settings) nextAttempt(ctx context.Context, op *call, failure error, attempt int) (wait time.Duration, why string) {
+// or, as a non-empty why, why it is not sent again. A retry after a server
+// or network failure is paid from the client's retry budget, last, when
+// nothing else stands in its way.
+func (c *Client) nextAttempt(ctx context.Context, conf *settings, op *call, failure error, attempt int) (wait time.Duration, why string) {
 	if again, why := shouldRetry(op, failure); !again {
 		return 0, why
 	}
@@ -209,6 +229,9 @@ func (conf *settings) nextAttempt(ctx context.Context, op *call, failure error, 
 	}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
 		return 0, "the context's deadline comes before the next attempt could"
+	}
+	if spendsRetryBudget(failure) && !c.traffic.budget.withdraw(time.Now()) {
+		return 0, whyBudgetSpent
 	}
 	return wait, ""
 }
@@ -386,8 +409,12 @@ func readCapped(r io.Reader, declared, limit int64) ([]byte, error) {
 // connection can be reused, but never for long: a body that does not end
 // within drainTimeout (or maxDrain bytes) is closed instead, which costs
 // only the connection.
-func drainBriefly(body io.ReadCloser) {
-	t := time.AfterFunc(drainTimeout, func() { body.Close() })
+func drainBriefly(body io.ReadCloser) { drainWithin(body, drainTimeout) }
+
+// drainWithin reads and discards what is left of body for at most timeout
+// (and maxDrain bytes), then closes it.
+func drainWithin(body io.ReadCloser, timeout time.Duration) {
+	t := time.AfterFunc(timeout, func() { body.Close() })
 	defer t.Stop()
 	_, _ = io.CopyN(io.Discard, body, maxDrain)
 }

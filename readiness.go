@@ -51,15 +51,20 @@ const (
 // An open stream is not trusted to speak: a proxy may buffer it, and the
 // server sends nothing on it for a sandbox that failed or was deleted. So
 // while it is open without a verdict, readiness is also checked by polling,
-// once a second (or every PollInterval, if longer), one request at a time.
+// once a second (or every PollInterval, if longer), one check at a time.
+// The checks of all the Client's open streams are scheduled together: at
+// most 20 start a second in all, the stream due longest first, so a handful
+// of open waits are each checked once a second, and 2,000 cost the API 20
+// checks a second rather than 2,000.
 //
 // A sandbox that can never become ready ends the wait with a
-// *MachineStateError, within about a second of the server saying so, in
-// stream and poll mode alike: a readiness answer with status "error",
-// "destroying" or "destroyed"; the same status from GET /computers/{id},
-// which the wait also asks about once a second because a readiness answer
-// need not carry a status; or a 404 for the sandbox (the error then matches
-// ErrNotFound).
+// *MachineStateError, in stream and poll mode alike, within about a second
+// of the server saying so (while up to 20 waits are open; with n open, the
+// checks of each come round every n/20 seconds): a readiness answer with
+// status "error", "destroying" or "destroyed"; the same status from
+// GET /computers/{id}, which the wait also asks about once a second because
+// a readiness answer need not carry a status; or a 404 for the sandbox (the
+// error then matches ErrNotFound).
 //
 // The caller can rely on:
 //   - (true, nil) when the server reports the sandbox ready;
@@ -72,12 +77,15 @@ const (
 //     non-transient answers); 429, 5xx and network errors are polled through.
 //
 // Every request carries the same authentication, user agent and extra
-// headers as any other call. Connection cost: while the stream is open it
-// holds one HTTP/1.1 connection to itself, so n concurrent waits over
-// HTTP/1.1 hold n connections, and a stream ended before the server closed
-// it takes its connection with it rather than returning it to the pool. Over
-// HTTP/2, which the default client attempts, streams are multiplexed on one
-// connection up to the server's concurrent-stream limit.
+// headers as any other call, and is paced with the Client's others after a
+// 429. Connection cost: while the stream is open it holds one HTTP/1.1
+// connection to itself, so n concurrent waits over HTTP/1.1 hold n
+// connections; after the verdict the wait gives the server up to 20 ms to
+// end the response, which returns the connection to the pool (a stream the
+// server keeps open takes its connection with it). Over HTTP/2, which the
+// default client uses for https, streams are multiplexed on one connection
+// up to the server's concurrent-stream limit, and another is dialled only
+// when every one is full.
 func (s *SandboxesService) WaitUntilReady(ctx context.Context, id string, wait WaitOptions, opts ...Option) (bool, error) {
 	path, err := sandboxPath(id, "/readiness")
 	if err != nil {
@@ -198,27 +206,20 @@ func (c *readinessCheck) ready(ctx context.Context) (bool, error) {
 }
 
 // streamWithProbe listens to the readiness stream while, from probeInterval
-// on, a second goroutine checks readiness by polling every probeInterval,
-// and returns when either decides: nil for ready, errStreamTimeout for the
-// server's "timeout" event, a *MachineStateError from a probe, or
-// errNoVerdict when neither decided before the stream ended (polling
-// follows). The probe makes one request at a time and never outlives the
-// call; a stream that decides within probeInterval never starts it. A probe
-// that fails for another reason stops probing and leaves the stream to
-// decide.
+// on, the client's health checks (healthchecks.go) poll readiness every
+// probeInterval, and returns when either decides: nil for ready,
+// errStreamTimeout for the server's "timeout" event, a *MachineStateError
+// from a check, or errNoVerdict when neither decided before the stream
+// ended (polling follows). A stream that decides within probeInterval is
+// never checked; a check that fails for another reason stops the checking
+// and leaves the stream to decide. No check outlives the call.
 func (c *Client) streamWithProbe(ctx context.Context, path string, opts []Option, check *readinessCheck, probeInterval time.Duration, outcome *readinessOutcome) error {
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	probed := make(chan error, 1)
-	startProbe := time.AfterFunc(probeInterval, func() {
-		probed <- probe(streamCtx, probeInterval, check, stop)
-	})
+	guard := c.traffic.checks.guard(streamCtx, stop, check, probeInterval)
 	verdict, streamErr := c.readinessStream(streamCtx, path, opts)
 	stop()
-	probeErr := errNoVerdict
-	if !startProbe.Stop() {
-		probeErr = <-probed // it started: wait until it has stopped
-	}
+	probeErr := guard.end()
 
 	switch {
 	case verdict == verdictReady:
@@ -233,19 +234,21 @@ func (c *Client) streamWithProbe(ctx context.Context, path string, opts []Option
 	return errNoVerdict
 }
 
-// probe polls check every interval until it decides, and calls stop when it
-// does. It returns nil for ready, the *MachineStateError that ended the wait,
-// or errNoVerdict when ctx ended first or the poll failed for another
-// reason.
-func probe(ctx context.Context, interval time.Duration, check *readinessCheck, stop context.CancelFunc) error {
-	err := pollUntil(ctx, interval, check.ready)
-	var stateErr *MachineStateError
-	if ctx.Err() != nil || (err != nil && !errors.As(err, &stateErr)) {
-		return errNoVerdict
+// awaitStreamEnd gives a readiness stream that delivered its verdict over
+// HTTP/1.1 up to streamEndWait to end: a server that ends the response
+// after the verdict, as the fake does, then has the connection back in the
+// pool, where a body closed before its end takes its connection with it.
+// Over HTTP/2 ending a stream early costs nothing.
+func awaitStreamEnd(resp *http.Response) {
+	if resp.ProtoMajor == 1 {
+		drainWithin(resp.Body, streamEndWait)
 	}
-	stop()
-	return err
 }
+
+// streamEndWait is how long a readiness stream's end is awaited after its
+// verdict: a server that ends the response sends its end right after the
+// verdict; one that keeps the stream open costs the wait this long.
+const streamEndWait = 20 * time.Millisecond
 
 // readinessOutcome is how a readiness wait ended, for its one debug line.
 type readinessOutcome struct {
@@ -298,11 +301,13 @@ func (c *Client) readinessStream(ctx context.Context, path string, opts []Option
 			switch string(ev.name) {
 			case eventReady:
 				verdict = verdictReady
-				return nil
 			case eventTimeout:
 				verdict = verdictTimeout
-				return nil
+			default:
+				continue
 			}
+			awaitStreamEnd(resp)
+			return nil
 		}
 	}}
 	_, err := c.send(ctx, op, opts) // opts turn retries off, as for every poll

@@ -287,7 +287,7 @@ func BenchmarkWaitUntilReady_ConcurrentClientHeap(b *testing.B) {
 	const waiters = 1000
 	for _, mode := range []string{"h1", "h2"} {
 		b.Run(mode, func(b *testing.B) {
-			base, stop := sseStartServerProcess(b, mode)
+			base, stop := startServerProcess(b, "TestSSEBenchServerProcess", sseServerProcessEnv, mode)
 			defer stop()
 			transport := http.DefaultTransport.(*http.Transport).Clone()
 			transport.ForceAttemptHTTP2 = true
@@ -353,11 +353,12 @@ func BenchmarkWaitUntilReady_ConcurrentClientHeap(b *testing.B) {
 	}
 }
 
-// sseStartServerProcess runs TestSSEBenchServerProcess in a child process and
-// returns its base URL.
-func sseStartServerProcess(b *testing.B, mode string) (string, func()) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSSEBenchServerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), sseServerProcessEnv+"="+mode)
+// startServerProcess runs the test named test in a child process, with
+// env set to mode, and returns the first line it prints (where it serves)
+// and the function that stops it.
+func startServerProcess(b *testing.B, test, env, mode string) (string, func()) {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+mode)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)

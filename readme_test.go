@@ -20,6 +20,7 @@ func TestREADME_SnippetsMatchTheirTestedOriginals(t *testing.T) {
 		section, original string
 	}{
 		{"## Quick start", "sandboxes_example_test.go"},
+		{"## Fleets", "fleet_example_test.go"},
 		{"## Templates", "templates_example_test.go"},
 		{"## Streaming exec output", "exec_example_test.go"},
 		{"## Background processes", "processes_example_test.go"},

@@ -121,7 +121,15 @@ type completeEvents struct {
 	off, released int
 	err           error
 	pastBOM       bool // the stream's start has been checked for a byte-order mark
+	filled        bool // the last read filled the buffer
 }
+
+// A stream is read minEventRead bytes at a time at least; a busy one, whose
+// reads fill the buffer, up to busyEventRead.
+const (
+	minEventRead  = 512
+	busyEventRead = 4 << 10
+)
 
 var utf8BOM = []byte("\xEF\xBB\xBF")
 
@@ -136,12 +144,15 @@ func (r *completeEvents) Read(p []byte) (int, error) {
 			r.err = errEventTooLarge
 			continue
 		}
-		if cap(r.buf)-held < 512 {
-			r.buf = slices.Grow(r.buf, max(4<<10, held))
+		// The buffer starts small, as a quiet stream (a readiness wait's
+		// heartbeats) needs no more, and doubles while reads fill it.
+		if cap(r.buf)-held < minEventRead || r.filled && cap(r.buf) < busyEventRead {
+			r.buf = slices.Grow(r.buf, max(cap(r.buf), minEventRead, held))
 		}
 		n, err := r.ReadCloser.Read(r.buf[held:cap(r.buf)])
 		r.buf = r.buf[:held+n]
 		r.err = err
+		r.filled = held+n == cap(r.buf)
 		if !r.pastBOM {
 			if len(r.buf) < len(utf8BOM) && bytes.HasPrefix(utf8BOM, r.buf) && err == nil {
 				continue // the mark may still be arriving

@@ -126,6 +126,19 @@
 //	srv.Inject(miosatest.Fault{Path: "/computers/*", Status: 503, RetryAfter: time.Second, Times: 2})
 //	srv.Inject(miosatest.Fault{Stream: miosatest.StreamStall})
 //
+// # Fleets
+//
+// WithRateLimit(n) accepts n requests a second and refuses the rest with
+// 429 and Retry-After, as a rate-limited API does; Conns counts the
+// connections the server accepted and the requests it served at once;
+// WithMaxConcurrentStreams sets how many HTTP/2 streams one connection
+// carries, and WithoutHTTP2 serves HTTPS over HTTP/1.1 only. With them a
+// test can check what a fleet of its own goroutines costs the API:
+//
+//	srv := miosatest.NewServer(t, miosatest.WithTLS(), miosatest.WithRateLimit(100))
+//	// ... 500 creates at once through srv.Client() ...
+//	assert.LessOrEqual(t, srv.Conns().Accepted, 4)
+//
 // # Exec
 //
 // HandleExec and HandlePython register results per exact command or code;

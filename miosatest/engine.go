@@ -79,6 +79,9 @@ type engineConfig struct {
 	LocalShell bool
 	// Desktop is how desktops behave: screen size, disputed spellings.
 	Desktop desktopConfig
+	// RateLimit, when positive, is how many requests a second the server
+	// accepts (see ratelimit.go); the rest are refused with 429.
+	RateLimit int
 }
 
 const (
@@ -120,6 +123,7 @@ type engine struct {
 	shell   localShell
 	exports exportStore
 	procs   processTable
+	rate    requestRate
 }
 
 // newEngine returns an engine configured by cfg, with defaults for unset fields.
@@ -141,6 +145,7 @@ func newEngine(cfg engineConfig) *engine {
 		templates: map[string]*template{},
 		builds:    map[string]*build{},
 		timers:    map[*time.Timer]struct{}{},
+		rate:      newRequestRate(cfg.RateLimit),
 	}
 	e.closeCtx, e.closeNow = context.WithCancel(context.Background())
 	e.closing = e.closeCtx.Done()
@@ -272,6 +277,9 @@ func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if msg, ok := e.authenticate(r.Header.Get("Authorization")); !ok {
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", msg)
+		return
+	}
+	if e.rate.refuse(w) {
 		return
 	}
 	if f, ok := e.faults.take(r.Method, rel); ok {

@@ -47,6 +47,7 @@ type Server struct {
 	// httpClient reaches the server: httptest's own client, or one that
 	// dials in-memory pipes.
 	httpClient *http.Client
+	conns      *connCounter
 	tb         testing.TB
 	apiKey     string
 	once       sync.Once
@@ -57,9 +58,11 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	engine   engineConfig
-	tls      bool
-	inMemory bool
+	engine     engineConfig
+	tls        bool
+	inMemory   bool
+	maxStreams int  // HTTP/2 streams per connection; 0: Go's default
+	noHTTP2    bool // WithTLS serves HTTP/1.1 only
 }
 
 // WithBootDelay sets how long machines take to boot: they stay "creating"
@@ -191,8 +194,10 @@ func WithAPIKey(key string) Option {
 }
 
 // WithTLS serves HTTPS with a self-signed certificate and HTTP/2 enabled;
-// Server.Client trusts the certificate. Dropped connections are then stream
-// resets rather than closed connections.
+// Server.Client and Server.HTTPClient trust the certificate, through the
+// miosa SDK's default transport (miosa.NewHTTPClient), so that a test of
+// a fleet sees the connections production would open. Dropped
+// connections are then stream resets rather than closed connections.
 func WithTLS() Option {
 	return func(c *config) { c.tls = true }
 }
@@ -241,6 +246,9 @@ func Start(opts ...Option) (*Server, error) {
 	if cfg.engine.BootDelay < 0 || cfg.engine.BuildStepDelay < 0 || cfg.engine.HeartbeatInterval < 0 || cfg.engine.StreamTimeout < 0 {
 		return nil, fmt.Errorf("miosatest: delays and intervals must not be negative")
 	}
+	if cfg.maxStreams < 0 {
+		return nil, fmt.Errorf("miosatest: WithMaxConcurrentStreams must not be negative")
+	}
 	if cfg.inMemory && cfg.tls {
 		return nil, fmt.Errorf("miosatest: WithInMemoryNetwork and WithTLS cannot be combined")
 	}
@@ -258,22 +266,32 @@ func Start(opts ...Option) (*Server, error) {
 		}
 	}
 	engine := newEngine(cfg.engine)
-	hs := &httptest.Server{Listener: l, Config: &http.Server{Handler: engine}}
+	conns := &connCounter{}
+	hs := &httptest.Server{Listener: l, Config: &http.Server{
+		Handler:   conns.serving(engine),
+		ConnState: conns.track,
+		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: cfg.maxStreams},
+	}}
 	if cfg.tls {
-		hs.EnableHTTP2 = true
+		hs.EnableHTTP2 = !cfg.noHTTP2
 		hs.StartTLS()
 	} else {
 		hs.Start()
 	}
 	httpClient := hs.Client()
-	if mem != nil {
+	switch {
+	case mem != nil:
 		httpClient = mem.client()
+	case cfg.tls:
+		// The SDK's own default client, trusting the certificate, so that
+		// a fleet test sees the connections production would open.
+		httpClient = miosa.NewHTTPClient(httpClient.Transport.(*http.Transport).TLSClientConfig)
 	}
 	apiKey := TestAPIKey
 	if cfg.engine.APIKey != "" {
 		apiKey = cfg.engine.APIKey
 	}
-	return &Server{URL: hs.URL + "/api/v1", engine: engine, http: hs, httpClient: httpClient, apiKey: apiKey}, nil
+	return &Server{URL: hs.URL + "/api/v1", engine: engine, http: hs, httpClient: httpClient, conns: conns, apiKey: apiKey}, nil
 }
 
 // Close stops the server: it ends open readiness streams, pending delays

@@ -60,11 +60,19 @@ func run(srv *miosatest.Server) error {
 	fmt.Printf("two 503s then success: %d attempts, one call\n", len(srv.RequestsTo("GET", "/computers/"+sb.ID)))
 
 	// A Retry-After longer than WithMaxRetryAfter is handed back, not slept.
+	// The Client then holds every request it would start for
+	// WithMaxRetryAfter (60 s), so this uses a client of its own; a call
+	// whose deadline comes first fails at once, unsent.
+	limited := srv.Client()
 	srv.Inject(miosatest.Fault{Method: "GET", Path: "/computers/*", Status: 429, RetryAfter: 2 * time.Minute})
-	_, err = client.Sandboxes.Get(ctx, sb.ID)
+	_, err = limited.Sandboxes.Get(ctx, sb.ID)
 	if errors.Is(err, miosa.ErrRateLimited) && errors.As(err, &apiErr) {
 		fmt.Printf("rate limited: retry after %s\n", apiErr.RetryAfter)
 	}
+	soon, cancelSoon := context.WithTimeout(ctx, time.Second)
+	_, err = limited.Sandboxes.Get(soon, sb.ID)
+	cancelSoon()
+	fmt.Printf("held by the client meanwhile: %t\n", errors.Is(err, context.DeadlineExceeded))
 
 	// A non-zero exit code is a result, not an error, until you ask for one.
 	srv.HandleExec("make test", miosatest.ExecResult{Stderr: "2 tests failed\n", ExitCode: 2})
