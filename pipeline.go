@@ -412,11 +412,12 @@ func readCapped(r io.Reader, declared, limit int64) ([]byte, error) {
 func drainBriefly(body io.ReadCloser) { drainWithin(body, drainTimeout) }
 
 // drainWithin reads and discards what is left of body for at most timeout
-// (and maxDrain bytes), then closes it.
-func drainWithin(body io.ReadCloser, timeout time.Duration) {
+// (and maxDrain bytes), and reports whether the body ended within them.
+func drainWithin(body io.ReadCloser, timeout time.Duration) (ended bool) {
 	t := time.AfterFunc(timeout, func() { body.Close() })
 	defer t.Stop()
-	_, _ = io.CopyN(io.Discard, body, maxDrain)
+	_, err := io.CopyN(io.Discard, body, maxDrain)
+	return err == io.EOF
 }
 
 // logAttempt writes the debug line of one attempt: what was sent, what came

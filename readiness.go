@@ -82,7 +82,8 @@ const (
 // connection to itself, so n concurrent waits over HTTP/1.1 hold n
 // connections; after the verdict the wait gives the server up to 20 ms to
 // end the response, which returns the connection to the pool (a stream the
-// server keeps open takes its connection with it). Over HTTP/2, which the
+// server keeps open takes its connection with it, and the Client's later
+// waits then close theirs at once rather than wait on every verdict). Over HTTP/2, which the
 // default client uses for https, streams are multiplexed on one connection
 // up to the server's concurrent-stream limit, and another is dialled only
 // when every one is full.
@@ -238,16 +239,19 @@ func (c *Client) streamWithProbe(ctx context.Context, path string, opts []Option
 // HTTP/1.1 up to streamEndWait to end: a server that ends the response
 // after the verdict, as the fake does, then has the connection back in the
 // pool, where a body closed before its end takes its connection with it.
-// Over HTTP/2 ending a stream early costs nothing.
-func awaitStreamEnd(resp *http.Response) {
-	if resp.ProtoMajor == 1 {
-		drainWithin(resp.Body, streamEndWait)
+// A server that keeps the stream open instead would make every wait that
+// much slower to return, so the first stream it keeps open is the last one
+// the Client waits for: later streams are closed at once. Over HTTP/2
+// ending a stream early costs nothing.
+func (t *traffic) awaitStreamEnd(resp *http.Response) {
+	if resp.ProtoMajor == 1 && !t.streamsStayOpen.Load() && !drainWithin(resp.Body, streamEndWait) {
+		t.streamsStayOpen.Store(true)
 	}
 }
 
 // streamEndWait is how long a readiness stream's end is awaited after its
 // verdict: a server that ends the response sends its end right after the
-// verdict; one that keeps the stream open costs the wait this long.
+// verdict.
 const streamEndWait = 20 * time.Millisecond
 
 // readinessOutcome is how a readiness wait ended, for its one debug line.
@@ -306,7 +310,7 @@ func (c *Client) readinessStream(ctx context.Context, path string, opts []Option
 			default:
 				continue
 			}
-			awaitStreamEnd(resp)
+			c.traffic.awaitStreamEnd(resp)
 			return nil
 		}
 	}}

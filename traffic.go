@@ -3,6 +3,7 @@ package miosa
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,13 +11,17 @@ import (
 // configuration, so that a fleet of goroutines using the Client behaves as
 // one well-mannered client: the pacing of the requests it starts
 // (pacing.go), the budget its retries of failures draw on
-// (retrybudget.go), the warm-up of its connections (connwarmup.go), and
-// the health checks of its open readiness streams (healthchecks.go).
+// (retrybudget.go), the warm-up of its connections (connwarmup.go), the
+// health checks of its open readiness streams (healthchecks.go), and
+// whether its server ends a readiness stream after the verdict.
 type traffic struct {
 	pacer  pacer
 	budget retryBudget
 	conns  connWarmup
 	checks healthChecks
+	// streamsStayOpen says the server kept a readiness stream open after
+	// its verdict: later waits close theirs at once (readiness.go).
+	streamsStayOpen atomic.Bool
 }
 
 func newTraffic(conf *settings) *traffic {
