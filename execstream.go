@@ -1,6 +1,7 @@
 package miosa
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/miosa-ai/miosa-go/internal/wire"
 )
 
 // ExecEventKind says what an ExecEvent carries.
@@ -225,6 +228,21 @@ func (c *Client) readExecStream(ctx context.Context, resp *http.Response, yield 
 	}
 }
 
+// lineDataPrefix starts the data of an output event as servers send it.
+var lineDataPrefix = []byte(`{"line":`)
+
+// decodeLineData decodes an output event's data into out. The usual form,
+// {"line":"..."} and nothing else, has its one string decoded alone, which
+// takes encoding/json a third less time than the object; any other form is
+// decoded as an object.
+func decodeLineData(data []byte, out *execLineData) error {
+	if rest, ok := bytes.CutPrefix(data, lineDataPrefix); ok && len(rest) > 1 && rest[0] == '"' && rest[len(rest)-1] == '}' &&
+		wire.StringEnd(rest, 0) == len(rest)-1 {
+		return json.Unmarshal(rest[:len(rest)-1], &out.Line)
+	}
+	return json.Unmarshal(data, out)
+}
+
 // execLineData is the data of a stdout or stderr event.
 type execLineData struct {
 	Line string `json:"line"`
@@ -241,7 +259,7 @@ func decodeExecEvent(raw streamEvent, out *execLineData) (ExecEvent, bool, error
 	switch string(name) {
 	case eventStdout, eventStderr:
 		*out = execLineData{}
-		if err := json.Unmarshal(data, out); err != nil {
+		if err := decodeLineData(data, out); err != nil {
 			return ExecEvent{}, false, fmt.Errorf("malformed %s event: %w", name, err)
 		}
 		kind := ExecStdout

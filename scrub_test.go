@@ -154,3 +154,25 @@ func FuzzScrubBytes(f *testing.F) {
 		assert.NotContains(t, string(clean), testKey)
 	})
 }
+
+func TestScrubBytes_AKeyWithSlashQuoteOrBackslashIsFoundBehindThoseEscapes(t *testing.T) {
+	key := `msk_a/b"c\d`
+	s := newSecret(key)
+	for _, body := range []string{
+		`{"m":"x msk_a\/b\"c\\d y"}`,
+		`{"m":"msk_a/b\"c\\d"}`,
+	} {
+		var v map[string]string
+		require.NoError(t, json.Unmarshal(s.scrubBytes([]byte(body)), &v), body)
+		assert.NotContains(t, v["m"], key, body)
+		assert.Contains(t, v["m"], redacted, body)
+	}
+}
+
+func TestScrubBytes_EscapesThatSpellNoKeyCharacterLeaveTheBodyAsItIs(t *testing.T) {
+	s := newSecret(testKey)
+	body := []byte(`{"line":"\tcol\t\"quoted\"\n"}`)
+	got := s.scrubBytes(body)
+	assert.Equal(t, string(body), string(got))
+	assert.Same(t, &body[0], &got[0], "no copy for a body the key is not in")
+}

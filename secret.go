@@ -63,10 +63,35 @@ func (s secret) scrubBytes(b []byte) []byte {
 	if bytes.Contains(b, []byte(key)) {
 		b = bytes.ReplaceAll(b, []byte(key), []byte(redacted))
 	}
-	if bytes.IndexByte(b, '\\') < 0 {
-		return b // no escapes: nothing decodes into anything else
+	if !mayEscapeKey(b, key) {
+		return b
 	}
 	return scrubEscapedStrings(b, key)
+}
+
+// mayEscapeKey reports whether b holds an escape that decodes into a
+// character a key can hold: \uXXXX, and \/ \\ \" for a key holding those
+// characters. The other escapes stand for whitespace and control
+// characters, which no key has, and output lines full of \t and \" are
+// common: one pass over b's backslashes keeps them cheap.
+func mayEscapeKey(b []byte, key string) bool {
+	special := strings.ContainsAny(key, `/\"`)
+	for i := bytes.IndexByte(b, '\\'); i >= 0 && i+1 < len(b); {
+		switch b[i+1] {
+		case 'u':
+			return true
+		case '/', '\\', '"':
+			if special {
+				return true
+			}
+		}
+		next := bytes.IndexByte(b[i+2:], '\\')
+		if next < 0 {
+			break
+		}
+		i += 2 + next
+	}
+	return false
 }
 
 // scrubEscapedStrings rewrites every JSON string in b that holds an escape
