@@ -1,11 +1,9 @@
 package miosatest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -246,12 +244,6 @@ func dropIfEnded(ctx context.Context, w http.ResponseWriter) {
 	}
 }
 
-// outputLine is a line the local shell read from a command.
-type outputLine struct {
-	stderr bool
-	text   string
-}
-
 // stream runs req like run, but sends each line of output as the command
 // writes it, then the exit: exit code -1 and timed out when its timeout
 // passed. When the client goes away the command runs on, its output read
@@ -264,34 +256,16 @@ func (s *localShell) stream(ctx context.Context, req ExecRequest, out execEvents
 		return
 	}
 	defer cancel()
-	lines := make(chan outputLine)
-	var readers sync.WaitGroup
-	pipe := func(stderr bool) *io.PipeWriter {
-		r, w := io.Pipe()
-		readers.Go(func() { forwardLines(runCtx, r, stderr, lines) })
-		return w
-	}
-	stdout, stderr := pipe(false), pipe(true)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	output := attachLines(runCtx, cmd)
 	if err := cmd.Start(); err != nil {
-		stdout.Close()
-		stderr.Close()
-		readers.Wait()
+		output.closePipes()
 		code, note := exitStatus(runCtx, err, timeout)
 		out.line(true, strings.TrimSuffix(note, "\n"))
 		out.exit(code, false)
 		return
 	}
-	done := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		stdout.Close()
-		stderr.Close()
-		readers.Wait()
-		close(lines)
-		done <- err
-	}()
-	for l := range lines {
+	done := output.waitFor(cmd)
+	for l := range output.lines {
 		out.line(l.stderr, l.text)
 	}
 	err = <-done
@@ -307,23 +281,6 @@ func (s *localShell) stream(ctx context.Context, req ExecRequest, out execEvents
 		out.line(true, strings.TrimSuffix(note, "\n"))
 	}
 	out.exit(code, false)
-}
-
-// forwardLines sends each line read from r to lines until r ends. Once ctx
-// has ended lines are read and dropped, so the command never blocks on a
-// full pipe.
-func forwardLines(ctx context.Context, r io.Reader, stderr bool, lines chan<- outputLine) {
-	br := bufio.NewReaderSize(r, maxStreamLine)
-	for {
-		text, _, err := br.ReadLine()
-		if err != nil {
-			return
-		}
-		select {
-		case lines <- outputLine{stderr: stderr, text: string(text)}:
-		case <-ctx.Done():
-		}
-	}
 }
 
 // HandleExecStream makes every streamed exec

@@ -440,22 +440,12 @@ func (e *engine) startLocalProcess(p *process, req ExecRequest) (follow func()) 
 		return failed(1, err)
 	}
 	cmd.Stdin = stdinR
-	lines := make(chan outputLine)
-	var readers sync.WaitGroup
-	pipe := func(stderr bool) *io.PipeWriter {
-		r, w := io.Pipe()
-		readers.Go(func() { forwardLines(runCtx, r, stderr, lines) })
-		return w
-	}
-	stdout, stderr := pipe(false), pipe(true)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	output := attachLines(runCtx, cmd)
 	err = cmd.Start()
 	stdinR.Close()
 	if err != nil {
 		stdinW.Close()
-		stdout.Close()
-		stderr.Close()
-		readers.Wait()
+		output.closePipes()
 		cancel()
 		code, _ := exitStatus(runCtx, err, req.Timeout)
 		return failed(code, err)
@@ -465,16 +455,8 @@ func (e *engine) startLocalProcess(p *process, req ExecRequest) (follow func()) 
 	p.mu.Unlock()
 	return func() {
 		defer cancel()
-		done := make(chan error, 1)
-		go func() {
-			err := cmd.Wait()
-			stdout.Close()
-			stderr.Close()
-			readers.Wait()
-			close(lines)
-			done <- err
-		}()
-		for l := range lines {
+		done := output.waitFor(cmd)
+		for l := range output.lines {
 			p.write(l.stderr, l.text)
 		}
 		err := <-done

@@ -1,10 +1,12 @@
 package miosatest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -197,4 +199,72 @@ func (s *localShell) run(ctx context.Context, req ExecRequest) ExecResult {
 	combined.Write([]byte(note))
 	res.Output = combined.buf.String()
 	return res
+}
+
+// outputLine is a line the local shell read from a command.
+type outputLine struct {
+	stderr bool
+	text   string
+}
+
+// lineOutput is a local command's stdout and stderr, line by line as the
+// command writes them.
+type lineOutput struct {
+	lines          chan outputLine
+	readers        sync.WaitGroup
+	stdout, stderr *io.PipeWriter
+}
+
+// attachLines makes cmd's output arrive on the returned lineOutput's lines,
+// each line as the command writes it. Once ctx has ended lines are read and
+// dropped, so the command never blocks on a full pipe.
+func attachLines(ctx context.Context, cmd *exec.Cmd) *lineOutput {
+	o := &lineOutput{lines: make(chan outputLine)}
+	pipe := func(stderr bool) *io.PipeWriter {
+		r, w := io.Pipe()
+		o.readers.Go(func() { forwardLines(ctx, r, stderr, o.lines) })
+		return w
+	}
+	o.stdout, o.stderr = pipe(false), pipe(true)
+	cmd.Stdout, cmd.Stderr = o.stdout, o.stderr
+	return o
+}
+
+// closePipes ends the output and waits until every line written was read:
+// after cmd has exited, or when it never started.
+func (o *lineOutput) closePipes() {
+	o.stdout.Close()
+	o.stderr.Close()
+	o.readers.Wait()
+}
+
+// waitFor waits for the started cmd in the background: lines is closed once
+// it has exited and its every line was received, and then its exit error
+// arrives on the returned channel.
+func (o *lineOutput) waitFor(cmd *exec.Cmd) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		o.closePipes()
+		close(o.lines)
+		done <- err
+	}()
+	return done
+}
+
+// forwardLines sends each line read from r to lines until r ends. Once ctx
+// has ended lines are read and dropped, so the command never blocks on a
+// full pipe.
+func forwardLines(ctx context.Context, r io.Reader, stderr bool, lines chan<- outputLine) {
+	br := bufio.NewReaderSize(r, maxStreamLine)
+	for {
+		text, _, err := br.ReadLine()
+		if err != nil {
+			return
+		}
+		select {
+		case lines <- outputLine{stderr: stderr, text: string(text)}:
+		case <-ctx.Done():
+		}
+	}
 }
