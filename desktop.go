@@ -575,11 +575,6 @@ func (c *Client) actionFailure(op *call, res *response) error {
 	return e
 }
 
-// isJSONFalse reports whether raw is the JSON literal false.
-func isJSONFalse(raw json.RawMessage) bool {
-	return strings.TrimSpace(string(raw)) == "false"
-}
-
 // checkPoint refuses a point off the screen's top or left edge.
 func checkPoint(what string, p image.Point) error {
 	if p.X < 0 || p.Y < 0 {

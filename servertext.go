@@ -68,6 +68,12 @@ func isJSONTrue(raw json.RawMessage) bool {
 	return bytes.Equal(bytes.TrimSpace(raw), []byte("true"))
 }
 
+// isJSONFalse reports whether raw is the JSON literal false; a string, a
+// number or an object saying so is not.
+func isJSONFalse(raw json.RawMessage) bool {
+	return bytes.Equal(bytes.TrimSpace(raw), []byte("false"))
+}
+
 // isJSONObject reports whether raw, space around it aside, is a JSON
 // object. It looks at the first byte only: the decoding that follows
 // checks the rest.
