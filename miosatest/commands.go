@@ -6,8 +6,9 @@ import "context"
 // HandleExecFunc function) belongs to its machine, not to the request that
 // started it: as on the real server, it keeps running when the client goes
 // away (a break out of a stream, a context that ends during an exec), and
-// ends by its own timeout, when its machine stops, restarts, fails or is
-// deleted, or when the server closes.
+// ends by its own timeout, when its machine stops, restarts, fails, is
+// paused or deleted, or when the server closes. A background process
+// belongs to its machine the same way.
 
 // commandContext returns the context a command started now on machine id
 // runs under: it ends when the machine leaves "running" or the server
@@ -23,6 +24,12 @@ func (e *engine) commandContext(id string) context.Context {
 		end()
 		return ended
 	}
+	return e.machineCommands(m)
+}
+
+// machineCommands returns the context the commands of the running machine
+// m run under, made on first use; the caller holds engine.mu.
+func (e *engine) machineCommands(m *machine) context.Context {
 	if m.commands == nil {
 		m.commands, m.endCommands = context.WithCancel(e.closeCtx)
 	}

@@ -80,11 +80,8 @@ const (
 	exitKilled     = 128 + 9
 )
 
-// Why a process's context ended, as its cause.
-var (
-	errProcessStopped = errors.New("the process was stopped")
-	errMachineStopped = errors.New("the process's machine stopped")
-)
+// errProcessStopped is the cause of a process context that Stop ended.
+var errProcessStopped = errors.New("the process was stopped")
 
 // processTable holds every sandbox's processes and the scripted commands.
 type processTable struct {
@@ -242,18 +239,6 @@ func (e *engine) HandleProcess(command string, script ProcessScript) {
 	e.procs.scripts[command] = script
 }
 
-// endMachine ends every process of a machine that stops; the caller holds
-// engine.mu.
-func (t *processTable) endMachine(machineID string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if sp := t.bySandbox[machineID]; sp != nil {
-		for _, p := range sp.procs {
-			p.cancel(errMachineStopped)
-		}
-	}
-}
-
 // find returns a sandbox's process by its pid as the path gives it.
 func (t *processTable) find(sandboxID, pid string) *process {
 	n, err := strconv.Atoi(pid)
@@ -332,9 +317,7 @@ func (e *engine) startProcess(w http.ResponseWriter, r *http.Request) {
 		noIDs: script.NoEventIDs, cutAfter: script.CutStreamAfter, echo: script.EchoStdin,
 		status: processRunning, firstLineID: 1, changed: make(chan struct{}),
 	}
-	p.ctx, p.cancel = context.WithCancelCause(e.closeCtx)
 	if !e.addProcess(req.ComputerID, p) {
-		p.cancel(nil)
 		writeError(w, http.StatusConflict, "NOT_RUNNING", fmt.Sprintf("sandbox %s is not running", req.ComputerID))
 		return
 	}
@@ -363,16 +346,21 @@ func (e *engine) startProcess(w http.ResponseWriter, r *http.Request) {
 	e.write(w, dataReply(http.StatusOK, view))
 }
 
-// addProcess gives p its pid and lists it on its sandbox, and reports
-// false when the sandbox stopped or the engine closed meanwhile. Holding
-// engine.mu while it adds makes a stop that follows end p, and counts p's
-// goroutine before Close can wait for it.
+// addProcess gives p its pid and its context, the machine's commands' (see
+// commandContext), and lists it on its sandbox; it reports false when the
+// sandbox stopped or the engine closed meanwhile. Holding engine.mu while
+// it adds makes a stop that follows end p, and counts p's goroutine before
+// Close can wait for it.
 func (e *engine) addProcess(sandboxID string, p *process) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if m := e.machines[sandboxID]; e.closed || m == nil || m.status != statusRunning {
+	m := e.machines[sandboxID]
+	if e.closed || m == nil || m.status != statusRunning {
 		return false
 	}
+	// A process belongs to its machine, as a command does: it ends when
+	// the machine stops, fails, is paused or deleted, or the server closes.
+	p.ctx, p.cancel = context.WithCancelCause(e.machineCommands(m))
 	e.procs.mu.Lock()
 	defer e.procs.mu.Unlock()
 	if e.procs.bySandbox == nil {
@@ -700,7 +688,8 @@ func (p *process) since(after int) (lines []processLine, from int, exitCode *int
 // Its stream's events carry ids (ProcessScript.NoEventIDs leaves them out)
 // and resume after Last-Event-ID. A stopped process ends "killed" with exit
 // code 143 (137 when SIGKILL was needed, 124 at its timeout); every process
-// of a machine that stops, is deleted or whose server closes is killed.
+// of a machine that stops, fails, is paused or deleted, or whose server
+// closes is killed (137).
 func (s *Server) HandleProcess(command string, script ProcessScript) {
 	s.engine.HandleProcess(command, script)
 }

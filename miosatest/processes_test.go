@@ -301,6 +301,32 @@ func TestProcesses_EndWhenTheirMachineStopsOrIsDeleted(t *testing.T) {
 	assert.ErrorIs(t, err, miosa.ErrNotFound, "the machine is gone, and its processes with it")
 }
 
+func TestProcesses_EndWhenTheirMachineIsPausedOrFails(t *testing.T) {
+	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
+	srv.HandleProcess("serve", miosatest.ProcessScript{UntilStopped: true})
+	client := srv.Client()
+	for name, leave := range map[string]func(id string){
+		"paused": func(id string) {
+			_, err := client.Sandboxes.Pause(t.Context(), id)
+			require.NoError(t, err)
+		},
+		"failed": func(id string) { require.NoError(t, srv.SetStatus(id, miosa.StatusError)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			id := sandbox(t, srv)
+			p, err := client.Processes.Start(t.Context(), id, miosa.ProcessStartParams{Command: "serve"})
+			require.NoError(t, err)
+			leave(id)
+			got, err := client.Processes.Wait(t.Context(), id, p.PID, processWait)
+			require.NoError(t, err)
+			assert.Equal(t, miosa.ProcessKilled, got.Status)
+			assert.Equal(t, 137, *got.ExitCode)
+			res := call(t, srv, "POST", "/sandboxes/"+id+"/processes/"+p.PID+"/stdin", `{"data":"x"}`)
+			assert.Equal(t, http.StatusConflict, res.status, "an ended process reads nothing")
+		})
+	}
+}
+
 func TestProcesses_LogsKeepsTheTail(t *testing.T) {
 	srv := miosatest.NewServer(t, miosatest.WithBootDelay(0))
 	var lines []miosatest.ExecLine

@@ -195,12 +195,11 @@ func (e *engine) stepThrough(steps []string, step func(string), finish func()) {
 	})
 }
 
-// stop moves m to "stopped" at once, overtaking a boot in progress, and
-// kills its background processes.
+// stop moves m to "stopped" at once, overtaking a boot in progress; its
+// commands and background processes end with it (setStatus).
 func (e *engine) stop(m *machine) {
 	m.gen++
 	e.setStatus(m, statusStopped)
-	e.procs.endMachine(m.id)
 }
 
 var slugUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
