@@ -238,8 +238,11 @@ func (e *engine) deleteComputer(w http.ResponseWriter, r *http.Request) {
 func (e *engine) remove(m *machine) {
 	e.stop(m)
 	delete(e.machines, m.id)
-	// Its files go with it; what cannot be removed now, Cleanup removes.
+	// Its files, processes (ended by the stop) and screen go with it; what
+	// cannot be removed now, Cleanup removes.
 	_ = e.shell.removeTree(m.id)
+	e.procs.forget(m.id)
+	delete(e.desktops, m.id)
 }
 
 // startComputer serves POST /computers/{id}/start: a stopped (or failed)

@@ -20,14 +20,16 @@ import (
 // Screenshots are real PNG images of the screen, drawn from its state. A
 // sandbox has no desktop.
 
-// The size of every screen, unless WithScreenSize says otherwise.
+// DefaultScreenWidth and DefaultScreenHeight are the size of every screen,
+// in pixels, unless WithScreenSize says otherwise.
 const (
 	DefaultScreenWidth  = 1024
 	DefaultScreenHeight = 768
-	// maxScreenSide bounds WithScreenSize: an 8K screen, whose image the
-	// fake still draws in a few milliseconds.
-	maxScreenSide = 8192
 )
+
+// maxScreenSide bounds WithScreenSize: an 8K screen, whose image the fake
+// still draws in a few milliseconds.
+const maxScreenSide = 8192
 
 // desktopConfig is how the server's desktops behave; its zero value is the
 // default.
@@ -45,12 +47,10 @@ type desktopConfig struct {
 
 // WithScreenSize sets the size in pixels of every desktop's screen (and so
 // of its screenshots). Default DefaultScreenWidth × DefaultScreenHeight.
-// It panics on a side below 1 or above 8192.
+// Each side must be 1 to 8192 pixels; Start (and NewServer) fail otherwise.
 func WithScreenSize(width, height int) Option {
-	if width < 1 || height < 1 || width > maxScreenSide || height > maxScreenSide {
-		panic(fmt.Sprintf("miosatest: WithScreenSize(%d, %d): each side must be 1 to %d pixels", width, height, maxScreenSide))
-	}
-	return func(c *config) { c.engine.Desktop.Size = image.Pt(width, height) }
+	size := image.Pt(width, height)
+	return func(c *config) { c.screenSize = &size }
 }
 
 // WithScrollAmount makes POST …/desktop/scroll read the notch count from
@@ -131,9 +131,11 @@ type DesktopAction struct {
 type Window struct {
 	// ID is the window's id; with WithIntegerWindowIDs, the decimal text of
 	// an integer.
-	ID    string
+	ID string
+	// Title is the window's title, as Desktop.Windows lists it.
 	Title string
-	App   string
+	// App is the application the window belongs to; Launch names it.
+	App string
 	// Bounds is where the window is on the screen.
 	Bounds image.Rectangle
 	// Focused marks the window with the keyboard focus; at most one has it.
@@ -144,7 +146,9 @@ type Window struct {
 // the pointer's position, its windows, and everything done to it.
 type Desktop struct {
 	// Size is the screen's width and height in pixels.
-	Size   image.Point
+	Size image.Point
+	// Cursor is where the pointer is: the last click, move, drag or scroll
+	// at a point moved it there.
 	Cursor image.Point
 	// Windows are the open windows, the one on top last.
 	Windows []Window

@@ -430,3 +430,14 @@ func TestDesktop_UnknownMachine(t *testing.T) {
 	require.True(t, errors.As(err, &apiErr))
 	assert.Equal(t, "NOT_FOUND", apiErr.Code)
 }
+
+func TestWithScreenSize_RefusesASizeNoScreenHas(t *testing.T) {
+	for _, size := range [][2]int{{0, 0}, {0, 600}, {800, -1}, {8193, 600}} {
+		_, err := miosatest.Start(miosatest.WithScreenSize(size[0], size[1]))
+		require.Error(t, err, size)
+		assert.Contains(t, err.Error(), "WithScreenSize", size)
+	}
+	srv, err := miosatest.Start(miosatest.WithScreenSize(8192, 1))
+	require.NoError(t, err)
+	require.NoError(t, srv.Close())
+}

@@ -109,7 +109,7 @@ type engine struct {
 	machines  map[string]*machine
 	templates map[string]*template
 	builds    map[string]*build
-	failures  []string // reasons for the next builds that must fail
+	failures  failQueue // the next builds that must fail
 	snapshots snapshotStore
 	timers    map[*time.Timer]struct{}
 	desktops  map[string]*screen // by machine id, made on first use
@@ -369,14 +369,6 @@ func (e *engine) requestContext(r *http.Request) (context.Context, context.Cance
 	ctx, cancel := context.WithCancel(r.Context())
 	stop := context.AfterFunc(e.closeCtx, cancel)
 	return ctx, func() { stop(); cancel() }
-}
-
-// dropIfClosing cuts the connection when the engine closed under a request
-// it held: no answer, as when a real machine goes away mid-command.
-func (e *engine) dropIfClosing(w http.ResponseWriter) {
-	if e.closeCtx.Err() != nil {
-		dropConnection(w)
-	}
 }
 
 // statusWriter remembers the status written, for the request log, and

@@ -293,21 +293,51 @@ func TestEchoArgs_RemovesQuotesAndJoinsWords(t *testing.T) {
 	}
 }
 
-func TestEngine_DeletingAMachineRemovesItsFiles(t *testing.T) {
+func TestEngine_DeletingAMachineRemovesItsFilesProcessesAndScreen(t *testing.T) {
 	e := newEngine(engineConfig{})
 	defer e.Close()
 	defer func() { require.NoError(t, e.Cleanup()) }()
-	keep := object(t, do(t, e, "POST", "/computers", `{"name":"keep"}`))["id"].(string)
-	gone := object(t, do(t, e, "POST", "/computers", `{"name":"gone"}`))["id"].(string)
+	keep := object(t, do(t, e, "POST", "/computers", `{"name":"keep","template_type":"miosa-sandbox"}`))["id"].(string)
+	gone := object(t, do(t, e, "POST", "/computers", `{"name":"gone","template_type":"miosa-desktop"}`))["id"].(string)
 	for _, id := range []string{keep, gone} {
 		require.NoError(t, e.WriteFile(id, "notes.txt", []byte(id)))
 	}
+	require.Equal(t, http.StatusOK, do(t, e, "POST", "/sandboxes/"+gone+"/processes", `{"command":"echo hi"}`).Code)
+	require.Equal(t, http.StatusOK, do(t, e, "GET", "/computers/"+gone+"/desktop/cursor", "").Code)
+	e.mu.Lock()
+	require.Contains(t, e.desktops, gone)
+	e.mu.Unlock()
+	e.procs.mu.Lock()
+	require.Contains(t, e.procs.bySandbox, gone)
+	e.procs.mu.Unlock()
 	goneDir := filepath.Join(e.shell.root, gone)
 	require.DirExists(t, goneDir)
 
 	require.Equal(t, http.StatusOK, do(t, e, "DELETE", "/computers/"+gone+"?force=true", "").Code)
 	assert.NoDirExists(t, goneDir)
+	e.mu.Lock()
+	assert.NotContains(t, e.desktops, gone, "its screen goes with it")
+	e.mu.Unlock()
+	e.procs.mu.Lock()
+	assert.NotContains(t, e.procs.bySandbox, gone, "its processes go with it")
+	e.procs.mu.Unlock()
 	got, err := e.ReadFile(keep, "notes.txt")
 	require.NoError(t, err, "another machine's files stay")
 	assert.Equal(t, keep, string(got))
+}
+
+func TestFailQueue_RunsOfReasonsInOrderHeldAsCounts(t *testing.T) {
+	var q failQueue
+	q.add(2, "a")
+	q.add(0, "never")
+	q.add(1<<40, "b") // a count, not a trillion entries
+	for _, want := range []string{"a", "a", "b", "b"} {
+		got, ok := q.next()
+		require.True(t, ok)
+		assert.Equal(t, want, got)
+	}
+	assert.Len(t, q.runs, 1)
+	var empty failQueue
+	_, ok := empty.next()
+	assert.False(t, ok)
 }

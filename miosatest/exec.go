@@ -44,7 +44,7 @@ type ExecResult struct {
 	ExitCode int
 }
 
-// ExecFunc computes the result of exec calls that no exact registration
+// execFunc computes the result of exec calls that no exact registration
 // matches.
 type execFunc func(ctx context.Context, req ExecRequest) ExecResult
 

@@ -194,14 +194,15 @@ type execEvents struct {
 	requestID string
 }
 
-// line sends one output line; false once the client is gone.
-func (o execEvents) line(stderr bool, text string) bool {
+// line sends one output line (dropped once the client is gone: the
+// command runs on).
+func (o execEvents) line(stderr bool, text string) {
 	name := "stdout"
 	if stderr {
 		name = "stderr"
 	}
 	data, _ := json.Marshal(map[string]string{"line": text})
-	return o.send("event: " + name + "\ndata: " + string(data) + "\n\n")
+	o.send("event: " + name + "\ndata: " + string(data) + "\n\n")
 }
 
 func (o execEvents) exit(code int, timedOut bool) {
@@ -233,15 +234,6 @@ func (o execEvents) play(ctx context.Context, script ExecStream) bool {
 		o.line(l.Stderr, l.Text)
 	}
 	return retry.Sleep(ctx, script.ExitDelay) == nil
-}
-
-// dropIfEnded cuts the connection of a streamed command whose machine
-// stopped, or whose server closed, under it: no exit event, as when a real
-// machine goes away mid-command.
-func dropIfEnded(ctx context.Context, w http.ResponseWriter) {
-	if ctx.Err() != nil {
-		dropConnection(w)
-	}
 }
 
 // stream runs req like run, but sends each line of output as the command

@@ -2,6 +2,7 @@ package miosatest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,7 +91,7 @@ type Fault struct {
 // stream fault.
 const streamPath = "/sandboxes/*/readiness/stream"
 
-// Validate reports what is wrong with f, and fills in what a stream fault
+// validate reports what is wrong with f, and fills in what a stream fault
 // implies.
 func (f *Fault) validate() error {
 	actions := 0
@@ -208,7 +209,7 @@ func (e *engine) applyFault(w http.ResponseWriter, r *http.Request, f Fault) {
 		cancel()
 		if !held {
 			// A server shutting down answers nothing to what it held.
-			e.dropIfClosing(w)
+			dropIfEnded(e.closeCtx, w)
 			return
 		}
 	}
@@ -240,7 +241,7 @@ func (e *engine) applyFault(w http.ResponseWriter, r *http.Request, f Fault) {
 
 func writeFaultAnswer(w http.ResponseWriter, f Fault) {
 	if f.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+		w.Header().Set("Retry-After", retryAfterSeconds(f.RetryAfter))
 	}
 	body := f.Body
 	if len(body) == 0 {
@@ -277,6 +278,15 @@ func codeFor(status int) string {
 		return "INTERNAL"
 	}
 	return ""
+}
+
+// dropIfEnded cuts the connection of a request whose command's machine
+// stopped, or whose server closed, under it (ctx says which ended): no
+// answer, as when a real machine goes away mid-command.
+func dropIfEnded(ctx context.Context, w http.ResponseWriter) {
+	if ctx.Err() != nil {
+		dropConnection(w)
+	}
 }
 
 // dropConnection closes the client's connection without a response. Over
@@ -349,3 +359,9 @@ func (s *Server) Inject(f Fault) {
 
 // ClearFaults removes every fault that is not used up yet.
 func (s *Server) ClearFaults() { s.engine.ClearFaults() }
+
+// retryAfterSeconds is d as a Retry-After header's value: whole seconds,
+// rounded up.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(int(math.Ceil(d.Seconds())))
+}

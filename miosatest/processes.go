@@ -117,7 +117,7 @@ type process struct {
 	exitCode *int
 	// lines are the last lines written, oldest first; lines[i] has event id
 	// firstLineID+i.
-	lines       []processLine
+	lines       []outputLine
 	firstLineID int
 	logBytes    int
 	// changed is closed, and replaced, whenever a line is written or the
@@ -129,12 +129,6 @@ type process struct {
 	terminate func()
 	// stdin is the write end of a local process's stdin.
 	stdin *os.File
-}
-
-// processLine is one line of a process's output.
-type processLine struct {
-	stderr bool
-	text   string
 }
 
 // processView is a process as the API sends it: pid as an integer, as the
@@ -168,7 +162,7 @@ func (p *process) write(stderr bool, text string) {
 	if p.status != processRunning {
 		return
 	}
-	p.lines = append(p.lines, processLine{stderr: stderr, text: text})
+	p.lines = append(p.lines, outputLine{stderr: stderr, text: text})
 	p.logBytes += len(text)
 	for len(p.lines) > maxProcessLines || p.logBytes > maxProcessLogBytes {
 		p.logBytes -= len(p.lines[0].text)
@@ -195,16 +189,17 @@ func (p *process) notify() {
 	p.changed = make(chan struct{})
 }
 
-// endOf says how a process whose context ended has ended: by a stop, its
-// machine stopping or the engine closing (killed), or its own timeout.
-func (p *process) endOf(runCtx context.Context) (status string, code int) {
+// killedCode is the exit code of a process whose context ended, which
+// ends it "killed": its own timeout, a stop, or its machine ending or the
+// engine closing.
+func (p *process) killedCode(runCtx context.Context) int {
 	switch cause := context.Cause(runCtx); {
 	case errors.Is(cause, context.DeadlineExceeded) && p.ctx.Err() == nil:
-		return processKilled, exitTimedOut
+		return exitTimedOut
 	case errors.Is(cause, errProcessStopped):
-		return processKilled, exitTerminated
+		return exitTerminated
 	}
-	return processKilled, exitKilled
+	return exitKilled
 }
 
 // stop asks the process to end: a local one gets SIGTERM, then SIGKILL
@@ -237,6 +232,13 @@ func (e *engine) HandleProcess(command string, script ProcessScript) {
 		e.procs.scripts = map[string]ProcessScript{}
 	}
 	e.procs.scripts[command] = script
+}
+
+// forget drops a deleted machine's processes, which its stop ended.
+func (t *processTable) forget(machineID string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.bySandbox, machineID)
 }
 
 // find returns a sandbox's process by its pid as the path gives it.
@@ -389,18 +391,18 @@ func playProcess(p *process, script ProcessScript, timeout time.Duration) {
 	start := time.Now()
 	for _, l := range script.Lines {
 		if retry.Sleep(runCtx, l.Delay) != nil {
-			p.end(p.endOf(runCtx))
+			p.end(processKilled, p.killedCode(runCtx))
 			return
 		}
 		p.write(l.Stderr, l.Text)
 	}
 	if script.UntilStopped {
 		<-runCtx.Done()
-		p.end(p.endOf(runCtx))
+		p.end(processKilled, p.killedCode(runCtx))
 		return
 	}
 	if retry.Sleep(runCtx, script.RunTime-time.Since(start)) != nil {
-		p.end(p.endOf(runCtx))
+		p.end(processKilled, p.killedCode(runCtx))
 		return
 	}
 	p.end(processExited, script.ExitCode)
@@ -457,7 +459,7 @@ func (e *engine) startLocalProcess(p *process, req ExecRequest) (follow func()) 
 		case runCtx.Err() != nil && errors.Is(context.Cause(runCtx), errProcessStopped):
 			p.end(processKilled, exitKilled) // SIGTERM was not enough
 		case runCtx.Err() != nil:
-			p.end(p.endOf(runCtx))
+			p.end(processKilled, p.killedCode(runCtx))
 		case stopping:
 			// It ended within the grace period: by SIGTERM, or on its own.
 			code := exitTerminated
@@ -489,13 +491,11 @@ func (e *engine) withProcess(w http.ResponseWriter, r *http.Request) (*process, 
 
 // machineExists answers 404 itself for an unknown sandbox.
 func (e *engine) machineExists(w http.ResponseWriter, id string) bool {
-	e.mu.Lock()
-	m := e.machines[id]
-	e.mu.Unlock()
-	if m == nil {
+	if e.knownMachine(id) != nil {
 		notFound(w, "sandbox", id)
+		return false
 	}
-	return m != nil
+	return true
 }
 
 // getProcess serves GET /sandboxes/{id}/processes/{pid}: {"data": process}.
@@ -551,7 +551,7 @@ func (e *engine) processLogs(w http.ResponseWriter, r *http.Request) {
 		b.WriteString(l.text + "\n")
 	}
 	p.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]string{"data": b.String()})
+	writeData(w, http.StatusOK, b.String())
 }
 
 // writeProcessStdin serves POST /sandboxes/{id}/processes/{pid}/stdin with
@@ -664,7 +664,7 @@ func (e *engine) processStream(w http.ResponseWriter, r *http.Request) {
 // since returns the lines kept after event id after, the id of the first
 // of them, the exit code once the process has ended, and the channel
 // closed at the next change.
-func (p *process) since(after int) (lines []processLine, from int, exitCode *int, changed <-chan struct{}) {
+func (p *process) since(after int) (lines []outputLine, from int, exitCode *int, changed <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	skip := min(max(0, after-p.firstLineID+1), len(p.lines))

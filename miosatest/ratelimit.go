@@ -1,9 +1,7 @@
 package miosatest
 
 import (
-	"math"
 	"net/http"
-	"strconv"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -38,7 +36,7 @@ func (rr requestRate) refuse(w http.ResponseWriter) bool {
 		return false
 	}
 	r.CancelAt(now)
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	w.Header().Set("Retry-After", retryAfterSeconds(wait))
 	writeError(w, http.StatusTooManyRequests, "RATE_LIMITED", "rate limit exceeded: slow down")
 	return true
 }

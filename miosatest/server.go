@@ -2,6 +2,7 @@ package miosatest
 
 import (
 	"fmt"
+	"image"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -61,8 +62,9 @@ type config struct {
 	engine     engineConfig
 	tls        bool
 	inMemory   bool
-	maxStreams int  // HTTP/2 streams per connection; 0: Go's default
-	noHTTP2    bool // WithTLS serves HTTP/1.1 only
+	maxStreams int          // HTTP/2 streams per connection; 0: Go's default
+	noHTTP2    bool         // WithTLS serves HTTP/1.1 only
+	screenSize *image.Point // WithScreenSize's, checked by Start; nil: the default
 }
 
 // WithBootDelay sets how long machines take to boot: they stay "creating"
@@ -116,7 +118,8 @@ func WithStrictValidation() Option {
 // The blocking exec (POST /computers/{id}/exec and /exec/python) reads its
 // "timeout" in milliseconds, as the API documents; the streamed exec reads
 // whole seconds. A client that sends the blocking exec's timeout in seconds
-// (30 meaning 30 s) sees its command killed after that many milliseconds:
+// (30 meaning 30 s, as the official Go and TypeScript SDKs send it) sees its
+// command killed after that many milliseconds:
 // exit code 124, "miosatest: command timed out after 30ms" on stderr, and
 // ExecRequest.TimeoutSent showing the number it sent.
 //
@@ -128,12 +131,6 @@ func WithStrictValidation() Option {
 // This is NOT a sandbox: commands run as the test process's user, with its
 // environment and its access to the file system and the network. Use it
 // only with commands you trust.
-//
-// POST /computers/{id}/exec reads its "timeout" as milliseconds, the unit of
-// that route (the streamed exec's is seconds). A client that sends seconds
-// there, as the official Go and TypeScript SDKs do, gives its command a
-// thousandth of the time it meant: "timeout": 30 kills it after 30 ms, with
-// exit code 124.
 func WithLocalShell() Option {
 	return func(c *config) { c.engine.LocalShell = true }
 }
@@ -245,6 +242,12 @@ func Start(opts ...Option) (*Server, error) {
 	}
 	if cfg.engine.BootDelay < 0 || cfg.engine.BuildStepDelay < 0 || cfg.engine.HeartbeatInterval < 0 || cfg.engine.StreamTimeout < 0 {
 		return nil, fmt.Errorf("miosatest: delays and intervals must not be negative")
+	}
+	if s := cfg.screenSize; s != nil {
+		if s.X < 1 || s.Y < 1 || s.X > maxScreenSide || s.Y > maxScreenSide {
+			return nil, fmt.Errorf("miosatest: WithScreenSize(%d, %d): each side must be 1 to %d pixels", s.X, s.Y, maxScreenSide)
+		}
+		cfg.engine.Desktop.Size = *s
 	}
 	if cfg.maxStreams < 0 {
 		return nil, fmt.Errorf("miosatest: WithMaxConcurrentStreams must not be negative")

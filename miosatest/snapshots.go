@@ -54,7 +54,7 @@ type snapshot struct {
 // ones that must fail. It is guarded by engine.mu.
 type snapshotStore struct {
 	byID     map[string]*snapshot
-	failures []string
+	failures failQueue // the next snapshots that must fail
 }
 
 // view is the snapshot as the API sends it. "error" is this fake's own: no
@@ -169,8 +169,8 @@ func (e *engine) addSnapshot(s *snapshot, m *machine) {
 	s.seq, s.source = e.seq, m.copySettings()
 	s.createdAt, s.updatedAt = e.now(), e.now()
 	s.readyDue = s.createdAt.Add(2 * e.cfg.BuildStepDelay)
-	if len(e.snapshots.failures) > 0 {
-		s.errText, e.snapshots.failures = e.snapshots.failures[0], e.snapshots.failures[1:]
+	if reason, ok := e.snapshots.failures.next(); ok {
+		s.errText = reason
 	}
 	e.snapshots.byID[s.id] = s
 	e.stepThrough([]string{snapshotUploading}, func(step string) {
@@ -298,9 +298,7 @@ func (e *engine) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
 func (e *engine) FailSnapshots(n int, reason string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for range n {
-		e.snapshots.failures = append(e.snapshots.failures, cmp.Or(reason, "snapshot failed"))
-	}
+	e.snapshots.failures.add(n, cmp.Or(reason, "snapshot failed"))
 }
 
 // FailSnapshots makes the next n snapshots end "failed" after "uploading",

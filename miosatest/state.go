@@ -263,3 +263,36 @@ func (e *engine) Status(id string) (string, bool) {
 	}
 	return m.status, true
 }
+
+// failQueue is what the next operations of a kind (builds, snapshots) must
+// fail with: runs of a reason, each as many times as FailBuilds or
+// FailSnapshots asked, held as counts however large. Its owner guards it.
+type failQueue struct {
+	runs []failRun
+}
+
+type failRun struct {
+	left   int
+	reason string
+}
+
+// add makes the next n operations after those already queued fail with
+// reason.
+func (q *failQueue) add(n int, reason string) {
+	if n > 0 {
+		q.runs = append(q.runs, failRun{left: n, reason: reason})
+	}
+}
+
+// next takes the reason the next operation must fail with, if any.
+func (q *failQueue) next() (string, bool) {
+	if len(q.runs) == 0 {
+		return "", false
+	}
+	run := &q.runs[0]
+	reason := run.reason
+	if run.left--; run.left == 0 {
+		q.runs = q.runs[1:]
+	}
+	return reason, true
+}

@@ -1,6 +1,7 @@
 package miosatest
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/http"
@@ -253,8 +254,8 @@ func (e *engine) createBuild(w http.ResponseWriter, r *http.Request) {
 	}
 	e.seq++
 	b := &build{seq: e.seq, id: newID("bld_"), templateID: t.id, status: buildQueued, createdAt: e.now()}
-	if len(e.failures) > 0 {
-		b.errText, e.failures = e.failures[0], e.failures[1:]
+	if reason, ok := e.failures.next(); ok {
+		b.errText = reason
 	}
 	e.builds[b.id] = b
 	e.advanceBuild(t, b, e.buildSteps())
@@ -300,14 +301,9 @@ func (e *engine) finishBuild(t *template, b *build) {
 
 // FailBuilds makes the next n builds fail with reason as their error text.
 func (e *engine) FailBuilds(n int, reason string) {
-	if reason == "" {
-		reason = "build failed"
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for range n {
-		e.failures = append(e.failures, reason)
-	}
+	e.failures.add(n, cmp.Or(reason, "build failed"))
 }
 
 // validateSpec serves POST /sandbox-templates/validate with body
