@@ -207,24 +207,33 @@ func desktopRefusal(m *machine, id string) (reply, bool) {
 func (e *engine) desktopReady(w http.ResponseWriter, r *http.Request) bool {
 	id := r.PathValue("id")
 	e.mu.Lock()
-	refusal, refused := desktopRefusal(e.machines[id], id)
+	refusal := e.runningDesktopRefusal(e.machines[id], id)
 	e.mu.Unlock()
-	if refused {
+	if refusal.status != 0 {
 		e.write(w, refusal)
 		return false
 	}
-	return e.running(w, "computer", id)
+	return true
+}
+
+// runningDesktopRefusal is desktopReady's answer for m: a zero reply when
+// it has a desktop and runs. The caller holds engine.mu.
+func (e *engine) runningDesktopRefusal(m *machine, id string) reply {
+	if refusal, refused := desktopRefusal(m, id); refused {
+		return refusal
+	}
+	return e.runningRefusal(m, "computer", id)
 }
 
 // withScreen runs fn on the screen of the machine the path names, with
-// engine.mu held, and returns its reply, or a 404 when the machine went
-// away after desktopReady.
+// engine.mu held, and returns its reply; or, when the machine went away or
+// stopped since desktopReady, the refusal desktopReady would give now.
 func (e *engine) withScreen(r *http.Request, fn func(s *screen) reply) reply {
 	id := r.PathValue("id")
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m := e.machines[id]
-	if refusal, refused := desktopRefusal(m, id); refused {
+	if refusal := e.runningDesktopRefusal(m, id); refusal.status != 0 {
 		return refusal
 	}
 	return fn(e.screenOf(m))

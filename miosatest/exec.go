@@ -195,22 +195,27 @@ func (e *engine) startingReply(m *machine) reply {
 // retryable 409 of a machine still booting.
 func (e *engine) running(w http.ResponseWriter, what, id string) bool {
 	e.mu.Lock()
-	var refusal reply
-	m := e.machines[id]
-	switch {
-	case m == nil:
-		refusal = errorReply(http.StatusNotFound, "NOT_FOUND", "%s %q not found", what, id)
-	case e.cfg.RetryableStarting && (m.status == statusCreating || m.status == statusStarting):
-		refusal = e.startingReply(m)
-	case m.status != statusRunning:
-		refusal = errorReply(http.StatusConflict, "NOT_RUNNING", "%s %s is %s, not running", what, id, m.status)
-	}
+	refusal := e.runningRefusal(e.machines[id], what, id)
 	e.mu.Unlock()
 	if refusal.status != 0 {
 		e.write(w, refusal)
 		return false
 	}
 	return true
+}
+
+// runningRefusal is running's answer for m (nil when the machine id is
+// gone): a zero reply while it runs. The caller holds engine.mu.
+func (e *engine) runningRefusal(m *machine, what, id string) reply {
+	switch {
+	case m == nil:
+		return errorReply(http.StatusNotFound, "NOT_FOUND", "%s %q not found", what, id)
+	case e.cfg.RetryableStarting && (m.status == statusCreating || m.status == statusStarting):
+		return e.startingReply(m)
+	case m.status != statusRunning:
+		return errorReply(http.StatusConflict, "NOT_RUNNING", "%s %s is %s, not running", what, id, m.status)
+	}
+	return reply{}
 }
 
 // registeredResult returns what answers req without running it: its exact
