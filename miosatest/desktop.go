@@ -261,15 +261,6 @@ type actionRequest struct {
 	scrollAt *image.Point
 }
 
-// bodyField is one field of a request's body: where it is decoded to,
-// whether it is required, and what it must be.
-type bodyField struct {
-	name     string
-	dst      any
-	required bool
-	want     string
-}
-
 // readAction reads the body of an action of kind, answering 422 itself
 // for a field it does not know, one of the wrong type, one missing or a
 // value no desktop could act on.
@@ -331,31 +322,6 @@ func (e *engine) readAction(w http.ResponseWriter, r *http.Request, kind ActionK
 		return req, false
 	}
 	return req, true
-}
-
-// readFields decodes r's JSON body into fields, answering 422 itself and
-// reporting false for a field it does not know, one of the wrong type, or
-// a required one missing.
-func readFields(w http.ResponseWriter, r *http.Request, fields []bodyField) bool {
-	known := make([]string, len(fields))
-	for i, f := range fields {
-		known[i] = f.name
-	}
-	body, ok := knownFields(w, r, known)
-	if !ok {
-		return false
-	}
-	for _, f := range fields {
-		present, ok := field(w, body, f.name, f.dst, f.want)
-		if !ok {
-			return false
-		}
-		if f.required && !present {
-			invalid(w, "%s is required", f.name)
-			return false
-		}
-	}
-	return true
 }
 
 // pick returns a when cond holds, else b.

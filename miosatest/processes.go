@@ -268,9 +268,6 @@ func (t *processTable) list(sandboxID string) []*process {
 	return nil
 }
 
-// processStartFields are the keys a start accepts; any other is refused.
-var processStartFields = []string{"command", "name", "cwd", "env", "timeout"}
-
 // startProcess serves POST /sandboxes/{id}/processes: 409 NOT_RUNNING
 // unless the sandbox runs; otherwise the process starts and the answer is
 // 200 {"data": process}, as the Python SDK's fixture shows. The command is
@@ -278,26 +275,16 @@ var processStartFields = []string{"command", "name", "cwd", "env", "timeout"}
 // HandleExecFunc, the default), its lines written at once; else, with the
 // local shell, a real process.
 func (e *engine) startProcess(w http.ResponseWriter, r *http.Request) {
-	fields, ok := knownFields(w, r, processStartFields)
-	if !ok {
-		return
-	}
 	req := ExecRequest{ComputerID: r.PathValue("id")}
 	var (
 		name    string
 		seconds int64
 	)
-	for _, f := range []struct {
-		name string
-		dst  any
-		want string
-	}{
-		{"command", &req.Command, "a string"}, {"name", &name, "a string"}, {"cwd", &req.WorkingDir, "a string"},
-		{"env", &req.Env, "an object of strings"}, {"timeout", &seconds, "an integer number of seconds"},
-	} {
-		if _, ok := field(w, fields, f.name, f.dst, f.want); !ok {
-			return
-		}
+	if !readFields(w, r, []bodyField{
+		{"command", &req.Command, false, "a string"}, {"name", &name, false, "a string"}, {"cwd", &req.WorkingDir, false, "a string"},
+		{"env", &req.Env, false, "an object of strings"}, {"timeout", &seconds, false, "an integer number of seconds"},
+	}) {
+		return
 	}
 	switch {
 	case strings.TrimSpace(req.Command) == "":

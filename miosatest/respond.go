@@ -153,3 +153,37 @@ func nullableTime(t time.Time) any {
 	}
 	return t.UTC().Format(time.RFC3339Nano)
 }
+
+// bodyField is one field of a request's body: where it is decoded to,
+// whether it is required, and what it must be.
+type bodyField struct {
+	name     string
+	dst      any
+	required bool
+	want     string
+}
+
+// readFields decodes r's JSON body into fields, answering 422 itself and
+// reporting false for a field it does not know, one of the wrong type, or
+// a required one missing.
+func readFields(w http.ResponseWriter, r *http.Request, fields []bodyField) bool {
+	known := make([]string, len(fields))
+	for i, f := range fields {
+		known[i] = f.name
+	}
+	body, ok := knownFields(w, r, known)
+	if !ok {
+		return false
+	}
+	for _, f := range fields {
+		present, ok := field(w, body, f.name, f.dst, f.want)
+		if !ok {
+			return false
+		}
+		if f.required && !present {
+			invalid(w, "%s is required", f.name)
+			return false
+		}
+	}
+	return true
+}

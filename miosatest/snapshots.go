@@ -103,30 +103,17 @@ func (s *localShell) copyTree(from, to string) error {
 	return os.CopyFS(dst, os.DirFS(src))
 }
 
-// snapshotFields are the keys POST /sandboxes/{id}/snapshots accepts.
-var snapshotFields = []string{"comment", "keep", "retention_seconds"}
-
 // createSnapshot serves POST /sandboxes/{id}/snapshots on a running
 // sandbox: its files are copied at once, and the snapshot, answered 201
 // under "data", moves on from "creating" after that.
 func (e *engine) createSnapshot(w http.ResponseWriter, r *http.Request) {
-	fields, ok := knownFields(w, r, snapshotFields)
-	if !ok {
-		return
-	}
 	s := &snapshot{sandboxID: r.PathValue("id"), id: newID("snap_"), status: snapshotCreating}
 	var retentionSec int64
-	for _, f := range []struct {
-		name string
-		dst  any
-		want string
-	}{
-		{"comment", &s.comment, "a string"}, {"keep", &s.keep, "a boolean"},
-		{"retention_seconds", &retentionSec, "an integer number of seconds"},
-	} {
-		if _, ok := field(w, fields, f.name, f.dst, f.want); !ok {
-			return
-		}
+	if !readFields(w, r, []bodyField{
+		{"comment", &s.comment, false, "a string"}, {"keep", &s.keep, false, "a boolean"},
+		{"retention_seconds", &retentionSec, false, "an integer number of seconds"},
+	}) {
+		return
 	}
 	if retentionSec < 0 || retentionSec > int64(maxRetention/time.Second) {
 		invalid(w, "retention_seconds must be between 0 and %d", int64(maxRetention/time.Second))
