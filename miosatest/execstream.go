@@ -197,30 +197,23 @@ type execEvents struct {
 // line sends one output line (dropped once the client is gone: the
 // command runs on).
 func (o execEvents) line(stderr bool, text string) {
-	name := "stdout"
-	if stderr {
-		name = "stderr"
-	}
-	data, _ := json.Marshal(map[string]string{"line": text})
-	o.send("event: " + name + "\ndata: " + string(data) + "\n\n")
+	o.send(eventFrame(outputEventName(stderr), "", map[string]string{"line": text}))
 }
 
 func (o execEvents) exit(code int, timedOut bool) {
 	if timedOut {
 		code = -1
 	}
-	data, _ := json.Marshal(map[string]any{"exit_code": code, "timed_out": timedOut})
-	o.send("event: exit\ndata: " + string(data) + "\n\n")
+	o.send(eventFrame("exit", "", map[string]any{"exit_code": code, "timed_out": timedOut}))
 }
 
 // abort sends an exit event that carries an error object instead of an
 // outcome.
 func (o execEvents) abort() {
-	data, _ := json.Marshal(map[string]any{"exit_code": -1, "timed_out": false, "error": map[string]any{
+	o.send(eventFrame("exit", "", map[string]any{"exit_code": -1, "timed_out": false, "error": map[string]any{
 		"code": "STREAM_ABORTED", "message": "injected fault: the stream ended abnormally",
 		"retryable": false, "request_id": o.requestID,
-	}})
-	o.send("event: exit\ndata: " + string(data) + "\n\n")
+	}}))
 }
 
 // play sends script's lines, each after its delay, then waits ExitDelay,

@@ -3,7 +3,6 @@ package miosatest
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -603,12 +602,11 @@ func (e *engine) processStream(w http.ResponseWriter, r *http.Request) {
 	defer heartbeat.Stop()
 	sent := 0
 	event := func(id int, name string, data any) bool {
-		frame := "event: " + name + "\n"
+		eventID := ""
 		if !p.noIDs {
-			frame += "id: " + strconv.Itoa(id) + "\n"
+			eventID = strconv.Itoa(id)
 		}
-		body, _ := json.Marshal(data)
-		if !send(frame + "data: " + string(body) + "\n\n") {
+		if !send(eventFrame(name, eventID, data)) {
 			return false
 		}
 		if sent++; sent == p.cutAfter {
@@ -620,11 +618,7 @@ func (e *engine) processStream(w http.ResponseWriter, r *http.Request) {
 	for {
 		lines, from, exitCode, changed := p.since(after)
 		for i, l := range lines {
-			name := "stdout"
-			if l.stderr {
-				name = "stderr"
-			}
-			if !event(from+i, name, map[string]string{"line": l.text}) {
+			if !event(from+i, outputEventName(l.stderr), map[string]string{"line": l.text}) {
 				return
 			}
 			after = from + i

@@ -2,7 +2,6 @@ package miosatest
 
 import (
 	"cmp"
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"time"
@@ -197,7 +196,6 @@ func (e *engine) readiness(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyEvent is the data of the stream's "ready" event.
-func readyEvent(readyAt time.Time) []byte {
-	b, _ := json.Marshal(map[string]string{"ready_at": timeString(readyAt)})
-	return b
+func readyEvent(readyAt time.Time) map[string]string {
+	return map[string]string{"ready_at": timeString(readyAt)}
 }

@@ -93,11 +93,10 @@ func (e *engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 				// was ready is gone, but it was ready.
 				readyAt = e.now()
 			}
-			send("event: ready\ndata: " + string(readyEvent(readyAt)) + "\n\n")
+			send(eventFrame("ready", "", readyEvent(readyAt)))
 			return
 		case <-timeout:
-			reason, _ := json.Marshal(map[string]string{"reason": "not_ready_after_" + e.cfg.StreamTimeout.String()})
-			send("event: timeout\ndata: " + string(reason) + "\n\n")
+			send(eventFrame("timeout", "", map[string]string{"reason": "not_ready_after_" + e.cfg.StreamTimeout.String()}))
 			return
 		case <-heartbeat.C:
 			if !send(": keepalive\n\n") {
@@ -109,6 +108,25 @@ func (e *engine) readinessStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// eventFrame is one server-sent event: its name, its id when id is not
+// empty, and data encoded as JSON.
+func eventFrame(name, id string, data any) string {
+	body, _ := json.Marshal(data)
+	frame := "event: " + name + "\n"
+	if id != "" {
+		frame += "id: " + id + "\n"
+	}
+	return frame + "data: " + string(body) + "\n\n"
+}
+
+// outputEventName is the event an output line goes out as.
+func outputEventName(stderr bool) string {
+	if stderr {
+		return "stderr"
+	}
+	return "stdout"
 }
 
 // startEventStream answers 200 with a server-sent-event stream and returns
