@@ -151,8 +151,10 @@ func (e *engine) exec(w http.ResponseWriter, r *http.Request, python bool) {
 
 	// The command runs to its end whether or not the client waits for it.
 	ctx := e.commandContext(req.ComputerID)
-	res, ok := e.registeredResult(ctx, req)
-	if !ok {
+	var res ExecResult
+	if answer := e.answerer(req); answer != nil {
+		res = answer(ctx)
+	} else {
 		res = e.shell.run(ctx, req)
 	}
 	switch {
@@ -218,20 +220,20 @@ func (e *engine) runningRefusal(m *machine, what, id string) reply {
 	return reply{}
 }
 
-// registeredResult returns what answers req without running it: its exact
-// registration, the fallback function's result, or the default; false when
-// the local shell is to run it instead.
-func (e *engine) registeredResult(ctx context.Context, req ExecRequest) (ExecResult, bool) {
+// answerer returns what answers req without running it: its exact
+// registration, the fallback function, or the default; nil when the local
+// shell is to run it instead.
+func (e *engine) answerer(req ExecRequest) func(ctx context.Context) ExecResult {
 	res, fallback, found := e.execs.lookup(req)
 	switch {
 	case found:
-		return res, true
+		return func(context.Context) ExecResult { return res }
 	case fallback != nil:
-		return fallback(ctx, req), true
+		return func(ctx context.Context) ExecResult { return fallback(ctx, req) }
 	case e.cfg.LocalShell:
-		return ExecResult{}, false
+		return nil
 	}
-	return defaultExec(req), true
+	return func(context.Context) ExecResult { return defaultExec(req) }
 }
 
 // defaultExec answers a command nobody registered: "echo" prints its

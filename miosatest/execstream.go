@@ -111,13 +111,13 @@ func (e *engine) execStream(w http.ResponseWriter, r *http.Request) {
 
 	script, scripted := e.streams.lookup(req.Command)
 	if !scripted {
-		res, ok := e.registeredResult(ctx, req)
-		if !ok {
+		answer := e.answerer(req)
+		if answer == nil {
 			e.shell.stream(ctx, req, out)
 			dropIfEnded(ctx, w)
 			return
 		}
-		script = streamOf(res)
+		script = streamOf(answer(ctx))
 	}
 	if !out.play(ctx, script) {
 		dropIfEnded(ctx, w)

@@ -312,14 +312,13 @@ func (e *engine) startProcess(w http.ResponseWriter, r *http.Request) {
 	// The answer says "running", as the API's does, however soon the
 	// process ends.
 	view := p.view()
-	_, fallback, registered := e.execs.lookup(req)
 	var run func()
-	switch {
+	switch answer := e.answerer(req); {
 	case scripted:
 		run = func() { playProcess(p, script, req.Timeout) }
-	case registered || fallback != nil || !e.cfg.LocalShell:
+	case answer != nil:
 		run = func() {
-			res, _ := e.registeredResult(p.ctx, req)
+			res := answer(p.ctx)
 			playProcess(p, ProcessScript{Lines: streamOf(res).Lines, ExitCode: res.ExitCode}, req.Timeout)
 		}
 	default:
