@@ -118,6 +118,10 @@ func (e *engine) writeMany(w http.ResponseWriter, r *http.Request) {
 		invalid(w, "files is required")
 		return
 	}
+	id := r.PathValue("id")
+	if !e.running(w, "computer", id) {
+		return
+	}
 	written, failed := []map[string]any{}, []map[string]any{}
 	for _, f := range files {
 		data, err := base64.StdEncoding.DecodeString(f.ContentBase64)
@@ -129,11 +133,11 @@ func (e *engine) writeMany(w http.ResponseWriter, r *http.Request) {
 			failed = append(failed, map[string]any{"path": f.Path, "error": "content_base64 is not base64"})
 			continue
 		}
-		host, ok := e.machineFile(w, r, f.Path)
-		if !ok {
-			return // the machine does not run: answered
+		host, err := e.shell.hostPath(id, f.Path)
+		if err == nil {
+			_, err = replaceFile(host, bytes.NewReader(data), true, func() error { return nil })
 		}
-		if _, err := replaceFile(host, bytes.NewReader(data), true, func() error { return nil }); err != nil {
+		if err != nil {
 			failed = append(failed, map[string]any{"path": f.Path, "error": err.Error()})
 			continue
 		}
